@@ -1,0 +1,100 @@
+"""File loaders: one per format family, chosen by file extension.
+
+:func:`load` is the entry point. Whatever goes wrong inside a parser comes out as a
+:class:`~ingest.document.LoadError` naming the file and the reason, so ingestion can report
+the file and carry on with the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.document import LoadedDocument, LoadError
+from ingest.loaders.common import Loader
+from ingest.loaders.html_text import load_html
+from ingest.loaders.json_records import load_json, load_jsonl
+from ingest.loaders.mail import load_eml
+from ingest.loaders.pdf import load_pdf
+from ingest.loaders.slides import load_pptx
+from ingest.loaders.tables import load_csv, load_xlsx
+from ingest.loaders.text import load_log, load_markdown, load_txt
+from ingest.loaders.unstructured_loader import (
+    UNSTRUCTURED_EXTENSIONS,
+    load_with_unstructured,
+    unstructured_available,
+)
+from ingest.loaders.word import load_docx
+
+LOADERS: dict[str, Loader] = {
+    ".txt": load_txt,
+    ".log": load_log,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".pptx": load_pptx,
+    ".xlsx": load_xlsx,
+    ".csv": load_csv,
+    ".json": load_json,
+    ".jsonl": load_jsonl,
+    ".eml": load_eml,
+}
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(LOADERS)
+
+__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "available_extensions", "load"]
+
+
+def available_extensions() -> frozenset[str]:
+    """The built-in extensions plus those the optional ``unstructured`` parser adds, if installed."""
+    if unstructured_available():
+        return SUPPORTED_EXTENSIONS | UNSTRUCTURED_EXTENSIONS
+    return SUPPORTED_EXTENSIONS
+
+
+def load(path: Path) -> LoadedDocument:
+    """Parse ``path`` with the loader for its extension.
+
+    Raises :class:`LoadError` for unsupported extensions, empty files, files that cannot be
+    read or parsed, and files with no text.
+    """
+    source = str(path)
+    loader = _loader_for(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise LoadError(source, f"cannot read file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise LoadError(source, "empty file (0 bytes)")
+    try:
+        document = loader(path)
+    except LoadError:
+        raise
+    except Exception as exc:  # any parser failure is a property of this file, not of the run
+        raise LoadError(source, _failure_reason(path, exc)) from exc
+    if not document.sections:
+        raise LoadError(source, "no text found in the file")
+    return document
+
+
+def _loader_for(path: Path) -> Loader:
+    extension = path.suffix.lower()
+    loader = LOADERS.get(extension)
+    if loader is not None:
+        return loader
+    if extension in UNSTRUCTURED_EXTENSIONS and unstructured_available():
+        return load_with_unstructured
+    supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+    raise LoadError(
+        str(path),
+        f"unsupported file type {extension or '(no extension)'!r}; supported: {supported}. "
+        f"`pip install rag-kb[unstructured]` adds other formats "
+        f"({', '.join(sorted(UNSTRUCTURED_EXTENSIONS))})",
+    )
+
+
+def _failure_reason(path: Path, exc: Exception) -> str:
+    kind = path.suffix.lower().lstrip(".").upper() or "file"
+    detail = str(exc).strip() or "no details"
+    return f"could not parse {kind} file (corrupt, truncated, or not a {kind} file?): {type(exc).__name__}: {detail}"

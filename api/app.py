@@ -1,0 +1,145 @@
+"""The HTTP service: knowledge bases, documents, search and ask over FastAPI.
+
+Sync endpoints run in FastAPI's thread pool, so a long ingest does not block other requests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, HTTPException, UploadFile
+from pydantic import BaseModel, Field
+
+from rag.engine import Engine
+from rag.knowledge_base import KnowledgeBaseError
+from rag.settings import Settings
+from rag.types import Answer, Citation
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    history: list[dict[str, str]] = Field(default_factory=list)
+    top_k: int | None = Field(None, ge=1, le=50)
+    filters: dict[str, Any] | None = None
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    top_k: int = Field(5, ge=1, le=100)
+    filters: dict[str, Any] | None = None
+
+
+class TextDocument(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    text: str = Field(min_length=1)
+
+
+class IngestResponse(BaseModel):
+    added: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    failed: list[dict[str, str]]
+    chunks: int
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app over one data directory.
+
+    Usage::
+
+        uvicorn.run(create_app(Settings()), port=8000)
+    """
+    engine = Engine(settings or Settings())
+    app = FastAPI(title="rag-kb", version="0.1.0", description="Cited answers from your documents.")
+
+    def known_kb(kb: str) -> None:
+        try:
+            engine.knowledge_bases.require(kb)
+        except KnowledgeBaseError as error:
+            raise HTTPException(404 if "unknown" in str(error) else 422, str(error)) from error
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "llm": engine.settings.llm_backend, "embedder": engine.settings.embedder_model}
+
+    @app.get("/kbs")
+    def list_kbs() -> list[dict[str, Any]]:
+        return [{"name": r.name, "documents": r.documents, "chunks": r.chunks} for r in engine.knowledge_bases.list()]
+
+    @app.post("/kbs/{kb}", status_code=201)
+    def create_kb(kb: str) -> dict[str, Any]:
+        try:
+            return {"name": kb, "created": engine.knowledge_bases.create(kb)}
+        except KnowledgeBaseError as error:
+            raise HTTPException(422, str(error)) from error
+
+    @app.delete("/kbs/{kb}")
+    def delete_kb(kb: str) -> dict[str, Any]:
+        known_kb(kb)
+        return {"name": kb, "deleted": engine.knowledge_bases.delete(kb)}
+
+    @app.get("/kbs/{kb}/documents")
+    def list_documents(kb: str) -> list[dict[str, Any]]:
+        known_kb(kb)
+        return [
+            {"doc_id": d.doc_id, "source": d.source, "title": d.title, "chunks": d.chunk_count, "status": d.status}
+            for d in engine.knowledge_bases.documents(kb)
+        ]
+
+    @app.post("/kbs/{kb}/documents")
+    def upload(kb: str, files: Annotated[list[UploadFile], File()]) -> IngestResponse:
+        """Upload files; each is ingested under its file name (re-uploading replaces it)."""
+        try:
+            engine.knowledge_bases.create(kb)
+        except KnowledgeBaseError as error:
+            raise HTTPException(422, str(error)) from error
+        with tempfile.TemporaryDirectory(prefix="rag-upload-") as folder:
+            paths = []
+            for upload_file in files:
+                name = Path(upload_file.filename or "upload.txt").name  # no directories from the client
+                path = Path(folder) / name
+                with path.open("wb") as out:
+                    shutil.copyfileobj(upload_file.file, out)
+                paths.append(path)
+            report = engine.knowledge_bases.ingest(kb, paths)
+        return IngestResponse(
+            added=report.added, updated=report.updated, unchanged=report.unchanged,
+            failed=[{"source": s, "reason": r} for s, r in report.failed], chunks=report.chunks,
+        )
+
+    @app.post("/kbs/{kb}/texts")
+    def add_text(kb: str, document: TextDocument) -> dict[str, str]:
+        try:
+            doc_id, outcome = engine.knowledge_bases.add_text(kb, document.name, document.text)
+        except (KnowledgeBaseError, ValueError) as error:
+            raise HTTPException(422, str(error)) from error
+        return {"doc_id": doc_id, "outcome": outcome}
+
+    @app.delete("/kbs/{kb}/documents/{doc_id}")
+    def delete_document(kb: str, doc_id: str) -> dict[str, Any]:
+        known_kb(kb)
+        if not engine.knowledge_bases.delete_document(kb, doc_id):
+            raise HTTPException(404, f"no document {doc_id!r} in {kb!r}")
+        return {"doc_id": doc_id, "deleted": True}
+
+    @app.post("/kbs/{kb}/ask")
+    def ask(kb: str, request: AskRequest) -> Answer:
+        known_kb(kb)
+        try:
+            return engine.answerer.run(kb, request.question, request.history, request.top_k, request.filters)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+
+    @app.post("/kbs/{kb}/search")
+    def search(kb: str, request: SearchRequest) -> list[Citation]:
+        known_kb(kb)
+        try:
+            retrieval = engine.retriever.run(kb, request.query, request.top_k, request.filters)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+        return [Citation.from_hit(n, hit) for n, hit in enumerate(retrieval.hits, start=1)]
+
+    return app

@@ -1,0 +1,134 @@
+"""Turn a text file's bytes into str without knowing its encoding.
+
+Local knowledge bases mix UTF-8 files with legacy Windows files: GBK/GB18030 for Chinese,
+cp1252 for Western text. Statistical detectors are unreliable on short strings (charset-normalizer
+answers cp949 for a short GBK string and Big5 or EBCDIC for a short Latin-1 one), so the order
+is: byte-order mark, strict UTF-8, strict GB18030 when the high bytes are laid out like Chinese
+text, charset-normalizer when there is enough evidence for statistics, else cp1252.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from ingest.document import LoadError
+
+# Longest BOMs first: the UTF-32-LE BOM starts with the UTF-16-LE one.
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+# The layout of the first 64 KiB is evidence enough and keeps big files fast.
+_SAMPLE_BYTES = 1 << 16
+_NEWLINES = re.compile(r"\r\n?")
+
+# GB2312 rows A1-A3 hold CJK punctuation and full-width forms, B0-D7 the 3755 most common
+# hanzi; real Chinese text is nearly all from these. Latin-1 lower-case letters (E0-FF) and
+# Big5's common rows (A4-C6) mostly fall elsewhere, which keeps them from passing as GBK.
+_COMMON_GB_LEADS = frozenset(range(0xA1, 0xA4)) | frozenset(range(0xB0, 0xD8))
+# A GB18030 character: four bytes (lead, digit, lead, digit), two bytes, or a lone high byte.
+_GB_TOKENS = re.compile(rb"[\x81-\xfe][\x30-\x39][\x81-\xfe][\x30-\x39]|[\x81-\xfe][\x40-\x7e\x80-\xfe]|[\x80-\xff]")
+_MIN_GB_SHARE = 0.8
+_MIN_COMMON_SHARE = 0.6
+# With fewer non-ASCII bytes than this charset-normalizer guesses wildly (EBCDIC, Urdu, Big5 for
+# "élan"), unless they are dense, as in CJK or Cyrillic text and never in Latin text.
+_MIN_HIGH_BYTES_FOR_DETECTION = 64
+_MIN_HIGH_BYTES_DENSE = 8
+_MIN_DENSITY = 0.3
+# Text files without a BOM and without NUL bytes are never EBCDIC, UTF-16/32 or UTF-7.
+_NEVER_DETECT = ["cp037", "cp273", "cp424", "cp500", "cp875", "cp1026", "cp1140", "utf_7"] + [
+    f"utf_{bits}{order}" for bits in (16, 32) for order in ("", "_be", "_le")
+]
+
+
+def read_text(path: Path) -> str:
+    """Read a text file whatever its encoding; see :func:`decode_bytes`."""
+    return decode_bytes(path.read_bytes(), str(path))
+
+
+def decode_bytes(data: bytes, source: str) -> str:
+    """Decode ``data`` (the contents of ``source``) and normalise line ends to ``\\n``.
+
+    Raises :class:`LoadError` when the bytes are not text at all (NUL bytes outside UTF-16/32).
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return _normalise(data.decode(codec, errors="replace"))
+    if b"\x00" in data:
+        raise LoadError(source, "binary content in a text file (it contains NUL bytes); is the extension wrong?")
+    return _normalise(_decode_without_bom(data))
+
+
+def _decode_without_bom(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    layout = _HighBytes.of(data)
+    if layout.looks_like_gb():
+        try:
+            return data.decode("gb18030")
+        except UnicodeDecodeError:
+            pass
+    if layout.worth_detecting():
+        best = from_bytes(data, cp_exclusion=_NEVER_DETECT).best()
+        if best is not None:
+            return str(best)
+    # Too little evidence for statistics (the detector answers Big5 for "élan"); cp1252 is the
+    # commonest legacy code page and at worst garbles a few accented letters.
+    return data.decode("cp1252", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class _HighBytes:
+    """How the non-ASCII bytes are laid out, which tells CJK text from Latin text.
+
+    GBK/GB18030 Chinese is mostly two-byte characters with both bytes >= 0xA1 (plus rare
+    four-byte ones); Latin-1/cp1252 text has lone accented bytes between ASCII letters, which
+    strict GB18030 would otherwise happily decode as hanzi ("über" is a valid GBK pair + "er").
+    CJK text of any encoding is also dense in high bytes, Latin text sparse.
+    """
+
+    size: int
+    high: int
+    gb_share: float
+    common_gb_share: float
+
+    @classmethod
+    def of(cls, data: bytes) -> _HighBytes:
+        data = data[:_SAMPLE_BYTES]
+        high = len(data) - len(data.translate(None, _HIGH_BYTES))
+        if high == 0:
+            return cls(len(data), 0, 0.0, 0.0)
+        firm = 0
+        leads: list[int] = []
+        for token in _GB_TOKENS.findall(data):
+            if len(token) == 4:
+                firm += 2  # two of its four bytes are ASCII digits
+            elif len(token) == 2 and token[1] >= 0x80:
+                firm += 2
+                leads.append(token[0])
+        common = sum(lead in _COMMON_GB_LEADS for lead in leads)
+        return cls(len(data), high, firm / high, common / len(leads) if leads else 0.0)
+
+    def looks_like_gb(self) -> bool:
+        return self.gb_share >= _MIN_GB_SHARE and self.common_gb_share >= _MIN_COMMON_SHARE
+
+    def worth_detecting(self) -> bool:
+        """Whether charset-normalizer has enough evidence to beat a plain cp1252 guess."""
+        if self.high >= _MIN_HIGH_BYTES_FOR_DETECTION:
+            return True
+        return self.high >= _MIN_HIGH_BYTES_DENSE and self.high / self.size >= _MIN_DENSITY
+
+
+def _normalise(text: str) -> str:
+    return _NEWLINES.sub("\n", text)

@@ -1,0 +1,153 @@
+"""Chinese-aware recursive splitting that keeps exact character offsets.
+
+Splits at the coarsest boundary that makes pieces fit: paragraph, line, sentence
+(。！？；!?; and ". "), clause (，,、：:), whitespace, and finally characters, then packs the
+pieces greedily into chunks of at most ``chunk_size`` with ``chunk_overlap`` carried over.
+Work is done on spans of the original text, never on copies, so every chunk knows where it
+came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ingest.chunk import Chunk
+from ingest.document import SECTION_SEPARATOR, LoadedDocument
+
+# Each level's pattern matches the end of a piece; the match stays with the piece before it.
+BOUNDARY_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"\n[ \t\u3000]*\n\s*"),  # paragraph
+    re.compile(r"\n"),  # line
+    re.compile(r"[。！？；!?;…]+[”’\"'）)」』】]*\s*|\.(?:\s+|$)"),  # sentence
+    re.compile(r"[，,、：:]\s*"),  # clause
+    re.compile(r"\s+"),  # word
+)
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ChineseRecursiveSplitter:
+    """Split text into overlapping chunks at the most natural boundary, Chinese and English alike.
+
+    ``length_function`` measures size: ``len`` (characters, the default) or a token counter.
+
+    Usage::
+
+        splitter = ChineseRecursiveSplitter(chunk_size=300, chunk_overlap=50)
+        chunks = splitter.split_document(document, doc_id="a1b2")
+    """
+
+    chunk_size: int = 500
+    chunk_overlap: int = 80
+    length_function: Callable[[str], int] = len
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap must be in [0, chunk_size); got {self.chunk_overlap} with size {self.chunk_size}"
+            )
+
+    def split_text(self, text: str) -> list[Span]:
+        """The ``(start, end)`` spans of the chunks of ``text``, whitespace trimmed, empty ones dropped."""
+        pieces = self._pieces(text, 0, len(text), level=0)
+        return [span for span in self._pack(text, pieces) if span[1] > span[0]]
+
+    def split_document(self, document: LoadedDocument, doc_id: str) -> list[Chunk]:
+        """Chunks of a document; sections (pages, sheets, slides) are never mixed in one chunk."""
+        chunks: list[Chunk] = []
+        offset = 0
+        base_metadata = {"source": document.source, "title": document.title, **document.metadata}
+        for section in document.sections:
+            for start, end in self.split_text(section.text):
+                index = len(chunks)
+                chunks.append(
+                    Chunk(
+                        id=Chunk.make_id(doc_id, index),
+                        doc_id=doc_id,
+                        index=index,
+                        text=section.text[start:end],
+                        start=offset + start,
+                        end=offset + end,
+                        metadata={**base_metadata, **section.metadata},
+                    )
+                )
+            offset += len(section.text) + len(SECTION_SEPARATOR)
+        return chunks
+
+    def _size(self, text: str, start: int, end: int) -> int:
+        return self.length_function(text[start:end])
+
+    def _pieces(self, text: str, start: int, end: int, level: int) -> list[Span]:
+        """Break ``text[start:end]`` into spans that each fit ``chunk_size``."""
+        if self._size(text, start, end) <= self.chunk_size:
+            return [(start, end)]
+        if level >= len(BOUNDARY_PATTERNS):
+            return self._hard_cut(text, start, end)
+        cuts = [m.end() for m in BOUNDARY_PATTERNS[level].finditer(text, start, end) if m.end() < end]
+        if not cuts:
+            return self._pieces(text, start, end, level + 1)
+        spans: list[Span] = []
+        for piece_start, piece_end in zip([start, *cuts], [*cuts, end], strict=True):
+            if piece_end > piece_start:
+                spans.extend(self._pieces(text, piece_start, piece_end, level + 1))
+        return spans
+
+    def _hard_cut(self, text: str, start: int, end: int) -> list[Span]:
+        """Last resort for a run with no boundary at all (a long token, a hash dump)."""
+        spans: list[Span] = []
+        while start < end:
+            stop = min(end, start + self.chunk_size)
+            # With a token length function, shrink until it fits.
+            while stop > start + 1 and self._size(text, start, stop) > self.chunk_size:
+                stop = start + max(1, (stop - start) * 3 // 4)
+            spans.append((start, stop))
+            start = stop
+        return spans
+
+    def _pack(self, text: str, pieces: list[Span]) -> list[Span]:
+        """Merge consecutive pieces into chunks, starting each new chunk with up to ``chunk_overlap``."""
+        chunks: list[Span] = []
+        current: list[Span] = []
+        for piece in pieces:
+            if current and self._size(text, current[0][0], piece[1]) > self.chunk_size:
+                chunks.append(self._trim(text, current[0][0], current[-1][1]))
+                current = self._overlap_tail(text, current, piece)
+            current.append(piece)
+        if current:
+            chunks.append(self._trim(text, current[0][0], current[-1][1]))
+        return chunks
+
+    def _overlap_tail(self, text: str, previous: list[Span], next_piece: Span) -> list[Span]:
+        """The trailing pieces of ``previous`` that fit in the overlap and leave room for ``next_piece``."""
+        tail: list[Span] = []
+        for piece in reversed(previous):
+            if self._size(text, piece[0], previous[-1][1]) > self.chunk_overlap:
+                break
+            if self._size(text, piece[0], next_piece[1]) > self.chunk_size:
+                break
+            tail.insert(0, piece)
+        return tail
+
+    @staticmethod
+    def _trim(text: str, start: int, end: int) -> Span:
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        return start, end
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """``(start, end)`` of each sentence in ``text`` (Chinese and English punctuation, line breaks)."""
+    spans: list[Span] = []
+    start = 0
+    for match in re.finditer(r"[。！？；!?;…]+[”’\"'）)」』】]*|\.(?=\s|$)|\n+", text):
+        spans.append(ChineseRecursiveSplitter._trim(text, start, match.end()))
+        start = match.end()
+    spans.append(ChineseRecursiveSplitter._trim(text, start, len(text)))
+    return [span for span in spans if span[1] > span[0] and not text[span[0] : span[1]].strip("\n.。") == ""]

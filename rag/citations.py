@@ -1,0 +1,127 @@
+"""Checking an answer against its sources: every kept sentence cites a source that supports it.
+
+Markers that point at no retrieved source are dropped; a sentence without a marker gets the
+source that supports it best; a sentence that no source supports is removed. Support is lexical:
+the share of the sentence's terms (words and identifiers, Chinese character pairs) that the
+source holds, so paraphrase in another wording is missed but invented facts are caught.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ingest.splitter import sentence_spans
+from stores.hit import Hit
+from stores.text_analysis import CJK_RUN, analyze
+
+MARKER = re.compile(r"\s*\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
+
+
+@dataclass
+class CheckedSentence:
+    text: str  # without markers
+    cited: list[int]  # 1-based source numbers, verified
+    support: float
+
+
+@dataclass
+class CitationCheck:
+    sentences: list[CheckedSentence] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    dropped_markers: list[int] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        parts = []
+        for s in self.sentences:
+            markers = "".join(f"[{n}]" for n in s.cited)
+            parts.append(_attach(s.text, markers))
+        return _join(parts)
+
+    @property
+    def cited(self) -> list[int]:
+        return sorted({n for s in self.sentences for n in s.cited})
+
+
+def support_terms(text: str) -> frozenset[str]:
+    """Terms for support checks: words and identifiers, plus character pairs for Chinese runs."""
+    return _support_terms(text)
+
+
+@lru_cache(maxsize=4096)
+def _support_terms(text: str) -> frozenset[str]:
+    latin = [t for t in analyze(CJK_RUN.sub(" ", text))]
+    pairs = [run[i : i + 2] for run in CJK_RUN.findall(text) for i in range(max(1, len(run) - 1))]
+    return frozenset(latin + pairs)
+
+
+def support(sentence: str, source_text: str) -> float:
+    """Share of the sentence's terms found in the source, in [0, 1]."""
+    terms = support_terms(sentence)
+    if not terms:
+        return 0.0
+    return len(terms & support_terms(source_text)) / len(terms)
+
+
+def check_citations(answer: str, sources: Sequence[Hit], threshold: float) -> CitationCheck:
+    """Verify the ``[n]`` markers of ``answer`` against ``sources`` (numbered from 1)."""
+    result = CitationCheck()
+    for sentence, markers in split_cited_sentences(answer):
+        valid = [n for n in markers if 1 <= n <= len(sources)]
+        result.dropped_markers.extend(n for n in markers if n not in valid)
+        if not support_terms(sentence):
+            continue  # no content words: nothing to cite, nothing to keep
+        scores = {n: support(sentence, sources[n - 1].chunk.text) for n in range(1, len(sources) + 1)}
+        cited = [n for n in valid if scores[n] >= threshold]
+        if not cited and scores:
+            best = max(scores, key=lambda n: scores[n])
+            if scores[best] >= threshold:
+                cited = [best]  # unmarked or mis-marked, but one source does support it
+        if cited:
+            result.sentences.append(CheckedSentence(sentence, cited, max(scores[n] for n in cited)))
+        else:
+            result.removed.append(sentence)
+    return result
+
+
+def split_cited_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """Sentences of ``text`` with the marker numbers attached to each (markers after the period count too)."""
+    sentences: list[tuple[str, list[int]]] = []
+    # Markers written after the sentence's full stop ("... law. [1]") belong to that sentence.
+    normalized = re.sub(r"([。！？!?.])((?:\s*\[\d+(?:\s*[,，、]\s*\d+)*\])+)", r"\2\1", text)
+    for start, end in sentence_spans(normalized):
+        piece = normalized[start:end]
+        numbers = [int(n) for group in MARKER.findall(piece) for n in re.split(r"\s*[,，、]\s*", group)]
+        content = MARKER.sub("", piece).strip()
+        if content:
+            sentences.append((content, list(dict.fromkeys(numbers))))
+    return sentences
+
+
+def _attach(sentence: str, markers: str) -> str:
+    """Put markers before the sentence's closing punctuation: "… law [1]." / "……方法[1]。"."""
+    match = re.search(r"[。！？!?.;；]+[”’\"'）)」』】]*$", sentence)
+    if not match:
+        return sentence + markers if _is_cjk_end(sentence) else f"{sentence} {markers}".rstrip()
+    body, end = sentence[: match.start()], match.group()
+    return f"{body}{markers}{end}" if _is_cjk_end(body) else f"{body} {markers}{end}"
+
+
+def _is_cjk_end(text: str) -> bool:
+    return bool(text) and (bool(CJK_RUN.match(text[-1])) or text[-1] in CJK_CLOSING)
+
+
+CJK_CLOSING = "。！？；，、：」』》）】"
+
+
+def _join(parts: list[str]) -> str:
+    out = ""
+    for part in parts:
+        # Chinese needs no space between sentences; English does.
+        if out and not (_is_cjk_end(out) or CJK_RUN.match(part[:1])):
+            out += " "
+        out += part
+    return out

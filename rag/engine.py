@@ -1,0 +1,103 @@
+"""Everything a face needs, built once from :class:`Settings`: stores, knowledge bases, answerer."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from ingest.splitter import ChineseRecursiveSplitter
+from rag.answerer import Answerer
+from rag.generators import ExtractiveGenerator, Generator, LLMGenerator
+from rag.knowledge_base import KnowledgeBases
+from rag.llms.base import LLM, GenerationOptions
+from rag.retrieval import HybridRetriever
+from rag.settings import Settings
+from stores import Catalog, ChromaVectorStore, Embedder, KeywordIndex
+
+
+def build_llm(settings: Settings) -> LLM:
+    """The LLM backend the settings name (not for ``extractive``, which uses none)."""
+    backend = settings.llm_backend
+    if backend == "embedded":
+        from rag.llms.transformers_chat import EmbeddedLLM
+
+        return EmbeddedLLM(device=settings.llm_device)
+    if backend == "openai":
+        from rag.llms.openai_compatible import OpenAICompatibleLLM
+
+        assert settings.llm_url
+        return OpenAICompatibleLLM(settings.llm_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+    if backend == "chatglm-api":
+        from rag.llms.chatglm_api import ChatGLMApiLLM
+
+        assert settings.llm_url
+        return ChatGLMApiLLM(settings.llm_url, settings.llm_timeout)
+    if backend == "transformers":
+        from rag.llms.transformers_chat import TransformersChatLLM
+
+        assert settings.llm_model
+        return TransformersChatLLM(settings.llm_model, device=settings.llm_device)
+    raise ValueError(f"{backend!r} is not an LLM backend")
+
+
+class Engine:
+    """rag-kb assembled: parts are built on first use, so ``rag kb list`` never loads a model.
+
+    Usage::
+
+        engine = Engine(Settings())
+        engine.knowledge_bases.ingest("demo", [Path("handbook.pdf")])
+        print(engine.answerer.run("demo", "How many days of leave?").answer)
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.settings.data_dir / "catalog.sqlite")
+
+    @cached_property
+    def keywords(self) -> KeywordIndex:
+        return KeywordIndex(self.settings.data_dir / "keyword.sqlite")
+
+    @cached_property
+    def vectors(self) -> ChromaVectorStore:
+        if self.settings.chroma_url:
+            return ChromaVectorStore(url=self.settings.chroma_url)
+        return ChromaVectorStore(path=self.settings.data_dir / "chroma")
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        s = self.settings
+        return Embedder(s.embedder_model, s.embedder_device, s.embedder_batch_size, s.embedder_languages)
+
+    @cached_property
+    def splitter(self) -> ChineseRecursiveSplitter:
+        s = self.settings
+        if s.chunk_unit == "tokens":
+            tokenizer = self.embedder.model.tokenizer
+            return ChineseRecursiveSplitter(s.chunk_size, s.chunk_overlap, lambda t: len(tokenizer.tokenize(t)))
+        return ChineseRecursiveSplitter(s.chunk_size, s.chunk_overlap)
+
+    @cached_property
+    def knowledge_bases(self) -> KnowledgeBases:
+        return KnowledgeBases(
+            self.catalog, self.vectors, self.keywords, self.embedder, self.splitter,
+            max_file_bytes=int(self.settings.max_file_mb * 2**20),
+        )
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.embedder, self.vectors, self.keywords, self.catalog, self.settings.candidates)
+
+    @cached_property
+    def generator(self) -> Generator:
+        if self.settings.llm_backend == "extractive":
+            return ExtractiveGenerator()
+        s = self.settings
+        return LLMGenerator(build_llm(s), GenerationOptions(s.llm_max_tokens, s.llm_temperature, s.llm_top_p))
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        s = self.settings
+        return Answerer(self.retriever, self.generator, s.top_k, s.min_relevance, s.support_threshold)

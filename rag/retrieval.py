@@ -1,0 +1,92 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) results fused by weighted reciprocal rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stores import Catalog, ChromaVectorStore, Embedder, Hit, KeywordIndex
+from stores.metadata_filter import MetadataFilter, matches, validate_filter
+from stores.text_analysis import is_chinese
+
+RRF_K = 60  # the constant of Cormack et al.; damps the head of each list
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    hits: list[Hit]
+    language: str
+    dense_used: bool
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval with language awareness.
+
+    When the embedder cannot read the question's language (the bundled MiniLM and Chinese), the
+    dense side is left out: its ranking would be noise and fusion would drag BM25 down.
+
+    ``relevance`` of a hit is the larger of its dense cosine similarity (when the embedder reads
+    the language) and its keyword coverage (IDF-weighted share of the question's terms it holds).
+
+    Usage::
+
+        retriever = HybridRetriever(embedder, vectors, keywords, catalog)
+        result = retriever.run("handbook", "年假有几天？", top_k=4)
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        vectors: ChromaVectorStore,
+        keywords: KeywordIndex,
+        catalog: Catalog,
+        candidates: int = 30,
+        dense_weight: float = 1.0,
+        keyword_weight: float = 1.0,
+    ) -> None:
+        if candidates < 1:
+            raise ValueError("candidates must be at least 1")
+        if dense_weight < 0 or keyword_weight < 0 or dense_weight + keyword_weight == 0:
+            raise ValueError("weights must be non-negative and not both zero")
+        self.embedder = embedder
+        self.vectors = vectors
+        self.keywords = keywords
+        self.catalog = catalog
+        self.candidates = candidates
+        self.dense_weight = dense_weight
+        self.keyword_weight = keyword_weight
+
+    def run(self, kb: str, query: str, top_k: int = 4, filters: MetadataFilter | None = None) -> Retrieval:
+        validate_filter(filters)
+        language = "zh" if is_chinese(query) else "en"
+        use_dense = self.dense_weight > 0 and self.embedder.reads(language)
+        n = max(self.candidates, top_k)
+        keyword_hits = self.keywords.search(kb, query, n, where=filters) if self.keyword_weight > 0 else []
+        dense_hits = self.vectors.query(kb, self.embedder.embed_query(query), n, where=filters) if use_dense else []
+
+        fused: dict[str, Hit] = {}
+        for rank, hit in enumerate(dense_hits):
+            hit.score = self.dense_weight / (RRF_K + rank + 1)
+            hit.relevance = max(0.0, hit.scores["dense"])
+            fused[hit.chunk.id] = hit
+        missing = [h.chunk_id for h in keyword_hits if h.chunk_id not in fused]
+        chunks = self.vectors.get(kb, missing)
+        for rank, keyword_hit in enumerate(keyword_hits):
+            hit = fused.get(keyword_hit.chunk_id)
+            if hit is None:
+                chunk = chunks.get(keyword_hit.chunk_id)
+                if chunk is None:  # indexes briefly disagree while a document is replaced
+                    continue
+                hit = fused[keyword_hit.chunk_id] = Hit(chunk, 0.0)
+            hit.score += self.keyword_weight / (RRF_K + rank + 1)
+            hit.scores["keyword"] = keyword_hit.score
+            hit.scores["coverage"] = keyword_hit.coverage
+            hit.relevance = max(hit.relevance, keyword_hit.coverage)
+
+        ready = self.catalog.ready_doc_ids(kb)
+        hits = [h for h in fused.values() if h.chunk.doc_id in ready and matches(_meta(h), filters)]
+        hits.sort(key=lambda h: (h.score, h.relevance), reverse=True)
+        return Retrieval(hits[:top_k], language, use_dense)
+
+
+def _meta(hit: Hit) -> dict:
+    return {**hit.chunk.metadata, "doc_id": hit.chunk.doc_id}

@@ -1,0 +1,91 @@
+"""All of rag-kb's settings, in one pydantic-settings class.
+
+Read from ``RAG_*`` environment variables, then an optional TOML file named by ``RAG_CONFIG_FILE``
+(or ``rag-kb.toml`` in the working directory), then these defaults. Only the faces (CLI, API)
+build a ``Settings``; everything below them takes plain constructor arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from stores.embedder import DEFAULT_EMBEDDER
+
+LLMBackendName = Literal["extractive", "embedded", "openai", "chatglm-api", "transformers"]
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rag-kb"
+
+
+class Settings(BaseSettings):
+    """rag-kb configuration; every field is also the environment variable ``RAG_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Catalog, keyword index, embedded Chroma.")
+    chroma_url: str | None = Field(None, description="A Chroma server (http://host:8000); unset = embedded Chroma.")
+
+    embedder_model: str = Field(DEFAULT_EMBEDDER, description="sentence-transformers name or path.")
+    embedder_device: str = "cpu"
+    embedder_batch_size: int = Field(64, ge=1)
+    embedder_languages: list[Literal["en", "zh"]] | None = Field(
+        None, description="Languages the embedder reads; unset = known for the model, else both."
+    )
+
+    chunk_size: int = Field(500, ge=50, description="Chunk size, in chunk_unit.")
+    chunk_overlap: int = Field(80, ge=0)
+    chunk_unit: Literal["chars", "tokens"] = "chars"
+
+    top_k: int = Field(4, ge=1, le=50, description="Sources given to the LLM and cited.")
+    candidates: int = Field(30, ge=1, le=500, description="Hits each retriever contributes before fusion.")
+    min_relevance: float = Field(0.5, ge=0, le=1, description="Below this the question is refused.")
+    support_threshold: float = Field(0.5, ge=0, le=1, description="Share of a sentence's terms its source must hold.")
+    max_file_mb: float = Field(200, gt=0, description="Larger files are refused without being read.")
+
+    llm_backend: LLMBackendName = Field("extractive", description="What writes the answer.")
+    llm_model: str | None = Field(None, description="Model name (openai) or name/path (transformers).")
+    llm_url: str | None = Field(None, description="Base URL of an OpenAI-compatible or ChatGLM2 api.py server.")
+    llm_api_key: str | None = None
+    llm_max_tokens: int = Field(512, ge=1)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_top_p: float = Field(0.9, gt=0, le=1)
+    llm_timeout: float = Field(120, gt=0)
+    llm_device: str = "cpu"
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    @field_validator("chroma_url", "llm_url", "llm_model", "llm_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_size ({self.chunk_size})")
+        if self.llm_backend in {"openai", "chatglm-api"} and not self.llm_url:
+            raise ValueError(f"llm_backend={self.llm_backend} needs RAG_LLM_URL (the server's base URL)")
+        if self.llm_backend == "transformers" and not self.llm_model:
+            raise ValueError("llm_backend=transformers needs RAG_LLM_MODEL (a model name or path)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("RAG_CONFIG_FILE", "rag-kb.toml")
+        if os.environ.get("RAG_CONFIG_FILE") and not Path(config_file).is_file():
+            raise FileNotFoundError(f"RAG_CONFIG_FILE={config_file} does not exist")
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file)

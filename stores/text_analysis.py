@@ -1,0 +1,103 @@
+"""Turning text into keyword-search terms: jieba for Chinese, identifiers kept whole.
+
+Security questions name things that must match exactly (``CVE-2021-44228``, ``10.0.0.7``, a
+SHA-256, ``/etc/passwd``, ``log4j-core``); a generic tokenizer would shred them, so they are
+cut out first and kept as single lowercased terms.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import lru_cache
+
+import jieba
+
+jieba.setLogLevel(logging.WARNING)
+
+IDENTIFIER_PATTERN = re.compile(
+    r"""
+    (?P<atomic>                                   # matched whole, never split into parts
+        (?:CVE|CAN)-\d{4}-\d{4,}                   # CVE ids
+      | GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}       # GitHub advisories
+      | RUSTSEC-\d{4}-\d{4}                        # RustSec
+      | (?:CWE|CNVD|CNNVD|OSV|PYSEC|GO)-[\d-]+     # other advisory ids
+      | \b[0-9a-f]{32,128}\b                       # hashes
+      | \b(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}\b   # IPv6 (full or partly compressed)
+    )
+  | (?P<ip>\b(?:\d{1,3}\.){3}\d{1,3})(?::\d+)?\b    # IPv4, optional port
+  | (?:[A-Za-z]:\\|~?/)[\w.\-/\\]+                # file paths
+  | \b[\w-]+(?:\.[\w-]+)+@?[\w.-]*\b              # host names, dotted names, versions, e-mails
+  | \b[A-Za-z][\w]*(?:[-_][\w]+)+\b               # package and identifier names: log4j-core, blk_123
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+# Words that carry no topic. Chinese question words matter: without them "是什么" would make every
+# passage look relevant.
+STOPWORDS = frozenset(
+    """
+    a an and are as at be been but by can could did do does for from had has have how i if in into is it
+    its me my no not of on or our s so such than that the their them then there these they this those to
+    was we were what when where which who whom why will with would you your about tell say said
+    的 了 是 在 和 与 及 或 也 都 就 而 并 被 把 对 于 从 为 以 之 其 这 那 这个 那个 这些 那些 有 没有
+    什么 哪 哪个 哪些 哪里 哪儿 谁 吗 呢 吧 啊 么 怎么 怎样 如何 为什么 多少 几 是否 请问 请 一个
+    """.split()
+)
+
+
+def is_chinese(text: str, threshold: float = 0.2) -> bool:
+    """True when at least ``threshold`` of the letters are CJK ideographs."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return False
+    cjk = sum(1 for c in letters if "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff")
+    return cjk / len(letters) >= threshold
+
+
+def analyze(text: str) -> list[str]:
+    """Search terms of ``text``: identifiers whole (plus their word parts), jieba words, lowercased words."""
+    terms: list[str] = []
+    position = 0
+    for match in IDENTIFIER_PATTERN.finditer(text):
+        terms.extend(_plain_terms(text[position : match.start()]))
+        identifier = match.group().lower().rstrip(".")
+        terms.append(identifier)
+        if match.group("ip"):
+            if match.group("ip") != match.group():  # with a port: the bare address matches too
+                terms.append(match.group("ip"))
+        elif not match.group("atomic"):
+            # Parts let "log4j" find "log4j-core"; numeric parts ("2021") would only add noise.
+            parts = (p for p in WORD.findall(identifier) if not p.isdigit() and p != identifier)
+            terms.extend(p for p in parts if len(p) > 1 and p not in STOPWORDS)
+        position = match.end()
+    terms.extend(_plain_terms(text[position:]))
+    return terms
+
+
+def _plain_terms(text: str) -> list[str]:
+    terms: list[str] = []
+    position = 0
+    for run in CJK_RUN.finditer(text):
+        terms.extend(_latin_terms(text[position : run.start()]))
+        terms.extend(_chinese_terms(run.group()))
+        position = run.end()
+    terms.extend(_latin_terms(text[position:]))
+    return terms
+
+
+def _latin_terms(text: str) -> list[str]:
+    return [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS]
+
+
+def _chinese_terms(run: str) -> list[str]:
+    return [w for w in _cut_for_search(run) if w not in STOPWORDS]
+
+
+@lru_cache(maxsize=65536)
+def _cut_for_search(run: str) -> tuple[str, ...]:
+    # Search mode also emits the sub-words of long words (中华人民共和国 → 中华, 人民, 共和国, ...),
+    # so a question need not use the document's exact compound.
+    return tuple(jieba.cut_for_search(run))

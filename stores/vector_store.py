@@ -1,0 +1,165 @@
+"""Chroma as the dense store: one collection per knowledge base, vectors always computed by us."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from ingest.chunk import Chunk
+from stores.hit import Hit
+from stores.metadata_filter import MetadataFilter, to_chroma_where
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}[A-Za-z0-9]|[A-Za-z0-9]")
+CHROMA_BATCH = 1000  # Chroma rejects very large single writes
+
+
+def collection_name(kb: str) -> str:
+    """A valid Chroma collection name (3–512 chars of ``[A-Za-z0-9._-]``) for any KB name.
+
+    Plain ASCII names stay readable; others (Chinese names, say) are hashed.
+    """
+    if SAFE_NAME.fullmatch(kb):
+        return f"kb-{kb}"
+    return "kb-" + hashlib.sha256(kb.encode("utf-8")).hexdigest()[:32]
+
+
+def chroma_metadata(chunk: Chunk) -> dict[str, str | int | float | bool]:
+    """Chunk metadata as Chroma stores it: scalars only, no ``None``."""
+    flat: dict[str, str | int | float | bool] = {
+        "doc_id": chunk.doc_id, "index": chunk.index, "start": chunk.start, "end": chunk.end,
+    }
+    for key, value in chunk.metadata.items():
+        if isinstance(value, str | int | float | bool):
+            flat[key] = value
+        elif isinstance(value, list | tuple) and value:
+            flat[key] = ", ".join(map(str, value))
+    return flat
+
+
+def chunk_from_chroma(chunk_id: str, text: str, metadata: dict[str, Any]) -> Chunk:
+    meta = dict(metadata)
+    return Chunk(
+        id=chunk_id,
+        doc_id=str(meta.pop("doc_id")),
+        index=int(meta.pop("index")),
+        start=int(meta.pop("start")),
+        end=int(meta.pop("end")),
+        text=text,
+        metadata=meta,
+    )
+
+
+class ChromaVectorStore:
+    """Dense vectors in Chroma: embedded ``PersistentClient`` by default, ``HttpClient`` for a server.
+
+    Usage::
+
+        store = ChromaVectorStore(path=Path("data/chroma"))          # embedded
+        store = ChromaVectorStore(url="http://chroma.internal:8000")  # a Chroma server
+        store.add("handbook", chunks, vectors)
+        hits = store.query("handbook", query_vector, k=10)
+    """
+
+    def __init__(self, path: Path | None = None, url: str | None = None) -> None:
+        if (path is None) == (url is None):
+            raise ValueError("give exactly one of path (embedded Chroma) or url (a Chroma server)")
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False, allow_reset=False)
+        if url is not None:
+            parsed = urlparse(url)
+            if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+                raise ValueError(f"Chroma URL must look like http://host:8000, got {url!r}")
+            self._client = chromadb.HttpClient(
+                host=parsed.hostname,
+                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                ssl=parsed.scheme == "https",
+                settings=settings,
+            )
+        else:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+        self._collections: dict[str, Any] = {}
+
+    def _collection(self, kb: str):  # noqa: ANN202 - chromadb Collection
+        collection = self._collections.get(kb)
+        if collection is None:
+            collection = self._client.get_or_create_collection(
+                name=collection_name(kb),
+                embedding_function=None,  # we embed; Chroma's default would download a model
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"kb": kb},
+            )
+            self._collections[kb] = collection
+        return collection
+
+    def add(self, kb: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        collection = self._collection(kb)
+        for start in range(0, len(chunks), CHROMA_BATCH):
+            batch = chunks[start : start + CHROMA_BATCH]
+            collection.upsert(
+                ids=[c.id for c in batch],
+                embeddings=vectors[start : start + CHROMA_BATCH],
+                documents=[c.text for c in batch],
+                metadatas=[chroma_metadata(c) for c in batch],
+            )
+
+    def delete_document(self, kb: str, doc_id: str) -> None:
+        self._collection(kb).delete(where={"doc_id": doc_id})
+
+    def delete_kb(self, kb: str) -> None:
+        self._collections.pop(kb, None)
+        try:
+            self._client.delete_collection(collection_name(kb))
+        except Exception as error:  # Chroma raises its own NotFound types across versions
+            if "does not exist" not in str(error).lower() and "not found" not in str(error).lower():
+                raise
+
+    def count(self, kb: str) -> int:
+        return self._collection(kb).count()
+
+    def ids(self, kb: str, doc_id: str | None = None) -> set[str]:
+        where = {"doc_id": doc_id} if doc_id else None
+        return set(self._collection(kb).get(where=where, include=[])["ids"])
+
+    def query(
+        self, kb: str, vector: np.ndarray, k: int, where: MetadataFilter | None = None
+    ) -> list[Hit]:
+        """The ``k`` nearest chunks; ``score`` and ``scores["dense"]`` are cosine similarity."""
+        collection = self._collection(kb)
+        total = collection.count()
+        if total == 0 or k < 1:
+            return []
+        result = collection.query(
+            query_embeddings=[vector],
+            n_results=min(k, total),
+            where=to_chroma_where(where),
+            include=["documents", "metadatas", "distances"],
+        )
+        hits = []
+        for chunk_id, text, metadata, distance in zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0],
+            strict=True,
+        ):
+            similarity = 1.0 - float(distance)
+            hits.append(Hit(chunk_from_chroma(chunk_id, text, metadata), similarity, scores={"dense": similarity}))
+        return hits
+
+    def get(self, kb: str, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        """Chunks by id (missing ids are simply absent)."""
+        if not chunk_ids:
+            return {}
+        result = self._collection(kb).get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        return {
+            chunk_id: chunk_from_chroma(chunk_id, text, metadata)
+            for chunk_id, text, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
+        }

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from ingest.chunk import Chunk
+from rag.citations import check_citations, split_cited_sentences, support
+from stores.hit import Hit
+
+SOURCES = [
+    Hit(Chunk("a:0", "a", 0, "The Meridian Bridge was completed in 1932 and designed by Agnes Holloway.", 0, 70), 1.0),
+    Hit(Chunk("b:0", "b", 0, "员工密码长度不得少于十二位，且必须每九十天更换一次。", 0, 26), 1.0),
+]
+
+
+def test_markers_after_the_full_stop_belong_to_the_sentence() -> None:
+    assert split_cited_sentences("It was built in 1932. [1] 密码须每九十天更换。[2]") == [
+        ("It was built in 1932.", [1]),
+        ("密码须每九十天更换。", [2]),
+    ]
+
+
+def test_markers_beyond_the_sources_are_dropped() -> None:
+    check = check_citations("The bridge was completed in 1932 [1][7].", SOURCES, 0.5)
+    assert check.dropped_markers == [7]
+    assert check.text == "The bridge was completed in 1932 [1]."
+
+
+def test_unsupported_sentences_are_removed() -> None:
+    check = check_citations("Agnes Holloway designed the bridge [1]. It is painted bright purple [1].", SOURCES, 0.5)
+    assert check.removed == ["It is painted bright purple."]
+    assert check.text == "Agnes Holloway designed the bridge [1]."
+
+
+def test_unmarked_or_misattributed_sentence_gets_its_real_source() -> None:
+    check = check_citations("密码必须每九十天更换一次。The bridge was completed in 1932 [2].", SOURCES, 0.5)
+    assert check.text == "密码必须每九十天更换一次[2]。The bridge was completed in 1932 [1]."
+
+
+def test_support_measures_shared_terms() -> None:
+    assert support("Meridian Bridge completed 1932", SOURCES[0].chunk.text) == 1.0
+    assert support("The Golden Gate opened in 1937", SOURCES[0].chunk.text) < 0.5
+    assert support("密码不得少于十二位", SOURCES[1].chunk.text) > 0.8
+    assert support("密码可以永远不换", SOURCES[1].chunk.text) < 0.5
