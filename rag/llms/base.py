@@ -20,8 +20,13 @@ class GenerationOptions:
     top_p: float = 0.9
 
     def __post_init__(self) -> None:
-        if self.max_tokens < 1 or not 0 <= self.temperature <= 2 or not 0 < self.top_p <= 1:
-            raise ValueError(f"invalid generation options {self}")
+        # bool is an int to Python, and a float max_tokens would only fail deep inside generation.
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if not 0 <= self.temperature <= 2:  # also false for NaN
+            raise ValueError(f"temperature must be in [0, 2], got {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
 
 
 class LLM(ABC):

@@ -19,14 +19,14 @@ def chatglm_history(messages: Sequence[Message]) -> tuple[str, list[list[str]]]:
     if not turns or turns[-1]["role"] != "user":
         raise ValueError("the last message must be the user's question")
     history: list[list[str]] = []
-    pending: str | None = None
+    pending: list[str] = []  # user text not yet answered; consecutive user messages are joined, not dropped
     for message in turns[:-1]:
         if message["role"] == "user":
-            pending = message["content"]
-        elif pending is not None:
-            history.append([pending, message["content"]])
-            pending = None
-    prompt = turns[-1]["content"]
+            pending.append(message["content"])
+        else:
+            history.append(["\n\n".join(pending), message["content"]])
+            pending = []
+    prompt = "\n\n".join([*pending, turns[-1]["content"]])
     if system:
         if history:
             history[0][0] = f"{system}\n\n{history[0][0]}"
@@ -73,6 +73,11 @@ class ChatGLMApiLLM(LLM):
         if response.status_code >= 400:
             raise LLMError(f"ChatGLM2 api.py at {self.url} answered {response.status_code}: {response.text[:300]}")
         try:
-            yield response.json()["response"]
-        except (ValueError, KeyError) as error:
+            reply = response.json()
+            text = reply["response"]
+        except (ValueError, KeyError, TypeError) as error:
             raise LLMError(f"ChatGLM2 api.py at {self.url} sent no 'response': {response.text[:300]}") from error
+        status = reply.get("status", 200)
+        if status != 200 or not isinstance(text, str):
+            raise LLMError(f"ChatGLM2 api.py at {self.url} reported status {status}: {response.text[:300]}")
+        yield text

