@@ -45,14 +45,20 @@ class IngestResponse(BaseModel):
     chunks: int
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """The FastAPI app over one data directory.
+
+    ``engine``, when given, is used as it is, so a caller can share parts it already built (a loaded
+    embedder); ``settings`` must then be left out or be the engine's own.
 
     Usage::
 
         uvicorn.run(create_app(Settings()), port=8000)
     """
-    engine = Engine(settings or Settings())
+    if engine is None:
+        engine = Engine(settings or Settings())
+    elif settings is not None and settings is not engine.settings:
+        raise ValueError("pass settings or an engine built from them, not two different configurations")
     app = FastAPI(title="rag-kb", version="0.1.0", description="Cited answers from your documents.")
 
     def known_kb(kb: str) -> None:

@@ -143,11 +143,20 @@ class ChineseRecursiveSplitter:
 
 
 def sentence_spans(text: str) -> list[Span]:
-    """``(start, end)`` of each sentence in ``text`` (Chinese and English punctuation, line breaks)."""
+    """``(start, end)`` of each sentence in ``text``.
+
+    Sentences end at Chinese and English end punctuation, blank lines, and line breaks that start a
+    heading, list item or table row; other line breaks are hard wrapping inside a sentence.
+    """
     spans: list[Span] = []
     start = 0
-    for match in re.finditer(r"[。！？；!?;…]+[”’\"'）)」』】]*|\.(?=\s|$)|\n+", text):
+    for match in SENTENCE_END.finditer(text):
         spans.append(ChineseRecursiveSplitter._trim(text, start, match.end()))
         start = match.end()
     spans.append(ChineseRecursiveSplitter._trim(text, start, len(text)))
-    return [span for span in spans if span[1] > span[0] and not text[span[0] : span[1]].strip("\n.。") == ""]
+    return [span for span in spans if span[1] > span[0] and text[span[0] : span[1]].strip("\n.。")]
+
+
+SENTENCE_END = re.compile(
+    r"[。！？；!?;…]+[”’\"'）)」』】]*|\.(?=\s|$)|\n[ \t\u3000]*\n\s*|\n(?=[ \t]*(?:[#>|*•·-]|\d+[.)、]))"
+)

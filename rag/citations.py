@@ -35,11 +35,7 @@ class CitationCheck:
 
     @property
     def text(self) -> str:
-        parts = []
-        for s in self.sentences:
-            markers = "".join(f"[{n}]" for n in s.cited)
-            parts.append(_attach(s.text, markers))
-        return _join(parts)
+        return join_cited([(s.text, s.cited) for s in self.sentences])
 
     @property
     def cited(self) -> list[int]:
@@ -99,6 +95,19 @@ def split_cited_sentences(text: str) -> list[tuple[str, list[int]]]:
         if content:
             sentences.append((content, list(dict.fromkeys(numbers))))
     return sentences
+
+
+def join_cited(sentences: Sequence[tuple[str, Sequence[int]]]) -> str:
+    """Sentences with their ``[n]`` markers as one text, spaced as each language wants."""
+    return _join([_attach(_unwrap(text), "".join(f"[{n}]" for n in cited)) for text, cited in sentences])
+
+
+def _unwrap(text: str) -> str:
+    """One line: hard wraps become spaces, except between Chinese characters."""
+    return CJK_WRAP.sub("", " ".join(text.split()))
+
+
+CJK_WRAP = re.compile(r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef])")
 
 
 def _attach(sentence: str, markers: str) -> str:

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from rag.engine import Engine
 from rag.knowledge_base import KnowledgeBaseError
@@ -33,7 +34,8 @@ def engine() -> Engine:
 
 
 def fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
+    # Messages quote names and paths the user typed: print them literally, never as rich markup.
+    errors.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code=1)
 
 
@@ -53,24 +55,24 @@ def ingest(
         raise fail(str(error)) from error
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=errors, transient=False) as progress:
-        task = progress.add_task(f"ingesting into {kb}", total=total)
+        task = progress.add_task(f"ingesting into {escape(kb)}", total=total)
 
         def advance(source: str, outcome: str) -> None:
             if outcome != "removed":
                 progress.advance(task)
-            progress.update(task, description=f"{outcome:>9} {Path(source).name[:40]}")
+            progress.update(task, description=f"{outcome:>9} {escape(Path(source).name[:40])}")
 
         try:
             report = rag.knowledge_bases.ingest(kb, paths, progress=advance)
         except KnowledgeBaseError as error:
             raise fail(str(error)) from error
-        progress.update(task, description=f"ingested into {kb}")
+        progress.update(task, description=f"ingested into {escape(kb)}")
     console.print(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
         f"removed {len(report.removed)}, failed {len(report.failed)}; {report.chunks} new chunks"
     )
     for source, reason in report.failed:
-        errors.print(f"[yellow]failed[/yellow] {source}: {reason}")
+        errors.print(f"[yellow]failed[/yellow] {escape(source)}: {escape(reason)}", soft_wrap=True)
     if report.failed and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(code=1)
 
@@ -90,18 +92,20 @@ def ask(
             console.print_json(rag.answerer.run(kb, question, top_k=top_k).model_dump_json())
             return
         answer: Answer | None = None
+        streamed: list[str] = []
         for event in rag.answerer.stream(kb, question, top_k=top_k):
             if isinstance(event, Answer):
                 answer = event
             else:
+                streamed.append(event)
                 console.print(event, end="", markup=False, highlight=False, style="dim")
     except (KnowledgeBaseError, ValueError) as error:
         raise fail(str(error)) from error
     assert answer is not None
     console.print()
-    if not answer.grounded or not answer.answerable:
+    if answer.answer.strip() != "".join(streamed).strip():
         # What was streamed is not what stands: say so and show the checked answer.
-        console.print("\n[bold]Checked answer[/bold] (unsupported sentences and invalid [n] removed):")
+        console.print("\n[bold]Checked answer[/bold] (unsupported sentences and invalid \\[n] removed):")
         console.print(answer.answer, markup=False, highlight=False)
     if answer.answerable:
         _print_citations("Sources", answer.citations)
@@ -117,8 +121,9 @@ def _print_citations(heading: str, citations: list[Citation]) -> None:
     for c in citations:
         where = f", page {c.page}" if c.page else ""
         where += f", {c.section}" if c.section else ""
+        # One line per source, never wrapped by rich, so a long path stays whole (and greppable).
         console.print(f"[{c.n}] {c.source}{where} (chars {c.start}-{c.end}, score {c.score:.2f})",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
         console.print("    " + c.snippet.replace("\n", " ")[:160], style="dim", markup=False, highlight=False)
 
 
@@ -145,9 +150,9 @@ def kb_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         console.print_json(json.dumps([{"name": r.name, "documents": r.documents, "chunks": r.chunks} for r in records]))
         return
-    table = Table("name", "documents", "chunks")
+    table = Table(Column("name", overflow="fold"), "documents", "chunks")
     for r in records:
-        table.add_row(r.name, str(r.documents), str(r.chunks))
+        table.add_row(escape(r.name), str(r.documents), str(r.chunks))
     console.print(table)
 
 
@@ -158,7 +163,7 @@ def kb_create(name: Annotated[str, typer.Argument()]) -> None:
         created = engine().knowledge_bases.create(name)
     except KnowledgeBaseError as error:
         raise fail(str(error)) from error
-    console.print(f"created {name}" if created else f"{name} already exists")
+    console.print(f"created {name}" if created else f"{name} already exists", markup=False, highlight=False)
 
 
 @kb_app.command("delete")
@@ -175,7 +180,7 @@ def kb_delete(
         raise fail(str(error)) from error
     if not existed:
         raise fail(f"unknown knowledge base {name!r}")
-    console.print(f"deleted {name}")
+    console.print(f"deleted {name}", markup=False, highlight=False)
 
 
 @docs_app.command("list")
@@ -185,9 +190,10 @@ def docs_list(kb: KbOption = "default") -> None:
         records = engine().knowledge_bases.documents(kb)
     except KnowledgeBaseError as error:
         raise fail(str(error)) from error
-    table = Table("doc_id", "source", "chunks", "status")
+    # The id is what `docs delete` needs and the path tells documents apart: both are shown whole.
+    table = Table(Column("doc_id", no_wrap=True, min_width=20), Column("source", overflow="fold"), "chunks", "status")
     for r in records:
-        table.add_row(r.doc_id, r.source, str(r.chunk_count), r.status)
+        table.add_row(r.doc_id, escape(r.source), str(r.chunk_count), r.status)
     console.print(table)
 
 
@@ -200,7 +206,7 @@ def docs_delete(doc_id: Annotated[str, typer.Argument()], kb: KbOption = "defaul
         raise fail(str(error)) from error
     if not deleted:
         raise fail(f"no document {doc_id!r} in {kb!r}")
-    console.print(f"deleted {doc_id}")
+    console.print(f"deleted {doc_id}", markup=False, highlight=False)
 
 
 @app.command()
@@ -211,10 +217,9 @@ def serve(
     """Start the HTTP service (API and web page)."""
     import uvicorn
 
-    from api.app import create_app
-
-    settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    settings = Settings()  # checked here, so a bad setting is reported before the server starts
+    # Named, not imported: the api package sits above rag and rag never imports it.
+    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port)
 
 
 if __name__ == "__main__":

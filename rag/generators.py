@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from ingest.splitter import sentence_spans
-from rag.citations import support_terms
+from rag.citations import join_cited, support_terms
 from rag.llms.base import LLM, GenerationOptions, Message
 from rag.prompts import build_messages
 from stores.hit import Hit
@@ -86,10 +86,10 @@ class ExtractiveGenerator:
 
         best = max(range(len(candidates)), key=score)
         n, sentence, position = candidates[best]
-        answer = sentence
+        answer = [(sentence, [n])]
         following = best + 1
         if following < len(candidates) and candidates[following][0] == n and candidates[following][2] == position + 1:
             extra = candidates[following][1]
-            if len(answer) + len(extra) <= self.max_chars and len(answer) < self.max_chars // 2:
-                answer = f"{answer}{'' if language == 'zh' else ' '}{extra}"
-        yield f"{answer} [{n}]"
+            if len(sentence) + len(extra) <= self.max_chars and len(sentence) < self.max_chars // 2:
+                answer.append((extra, [n]))
+        yield join_cited(answer)

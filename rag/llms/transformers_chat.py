@@ -92,7 +92,9 @@ class TransformersChatLLM(LLM):
         thread = threading.Thread(target=generate, name=GENERATION_THREAD, daemon=True)
         thread.start()
         try:
-            yield from streamer
+            for text in streamer:
+                if text:  # the streamer emits "" while it holds back an incomplete word
+                    yield text
         finally:
             cancelled.set()  # no-op after a full reply; stops the model when the reader went away early
         thread.join()
