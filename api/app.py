@@ -5,6 +5,7 @@ Sync endpoints run in FastAPI's thread pool, so a long ingest does not block oth
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
 from rag.engine import Engine
-from rag.knowledge_base import KnowledgeBaseError
+from rag.knowledge_base import KnowledgeBaseError, document_id
 from rag.settings import Settings
 from rag.types import Answer, Citation
 
@@ -45,6 +46,19 @@ class IngestResponse(BaseModel):
     chunks: int
 
 
+def upload_name(filename: str | None) -> str:
+    """The name an uploaded file is stored under: its base name, without any directory the client sent.
+
+    Both slashes count as separators (browsers on Windows may send ``C:\\dir\\a.pdf``); names that
+    cannot be a file (empty, ``.``, ``..``, over 255 bytes) are refused.
+    """
+    name = (filename or "upload.txt").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())
+    if name in {"", ".", ".."} or len(name.encode("utf-8")) > 255:
+        raise HTTPException(422, f"unusable file name {filename!r}")
+    return name
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """The FastAPI app over one data directory.
 
@@ -60,6 +74,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     elif settings is not None and settings is not engine.settings:
         raise ValueError("pass settings or an engine built from them, not two different configurations")
     app = FastAPI(title="rag-kb", version="0.1.0", description="Cited answers from your documents.")
+    # Uploaded files are kept at a fixed place per KB and name: the path is the document's source, so
+    # uploading the same name again finds the same document (unchanged, or updated in place).
+    uploads = engine.settings.data_dir / "uploads"
 
     def known_kb(kb: str) -> None:
         try:
@@ -85,7 +102,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.delete("/kbs/{kb}")
     def delete_kb(kb: str) -> dict[str, Any]:
         known_kb(kb)
-        return {"name": kb, "deleted": engine.knowledge_bases.delete(kb)}
+        deleted = engine.knowledge_bases.delete(kb)
+        shutil.rmtree(uploads / kb, ignore_errors=True)
+        return {"name": kb, "deleted": deleted}
 
     @app.get("/kbs/{kb}/documents")
     def list_documents(kb: str) -> list[dict[str, Any]]:
@@ -102,18 +121,32 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             engine.knowledge_bases.create(kb)
         except KnowledgeBaseError as error:
             raise HTTPException(422, str(error)) from error
-        with tempfile.TemporaryDirectory(prefix="rag-upload-") as folder:
-            paths = []
-            for upload_file in files:
-                name = Path(upload_file.filename or "upload.txt").name  # no directories from the client
-                path = Path(folder) / name
-                with path.open("wb") as out:
+        names = [upload_name(upload_file.filename) for upload_file in files]  # all checked before any is written
+        folder = uploads / kb
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, upload_file in zip(names, files, strict=True):
+            path = folder / name
+            # Written beside the target and renamed over it, so a half-written upload never stands.
+            handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-")
+            try:
+                with os.fdopen(handle, "wb") as out:
                     shutil.copyfileobj(upload_file.file, out)
-                paths.append(path)
-            report = engine.knowledge_bases.ingest(kb, paths)
+                Path(partial).replace(path)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
+            paths.append(path)
+        report = engine.knowledge_bases.ingest(kb, paths)
+        for source, _ in report.failed:  # a file that never became a document is not kept
+            if engine.knowledge_bases.catalog.document(kb, document_id(kb, source)) is None:
+                Path(source).unlink(missing_ok=True)
         return IngestResponse(
-            added=report.added, updated=report.updated, unchanged=report.unchanged,
-            failed=[{"source": s, "reason": r} for s, r in report.failed], chunks=report.chunks,
+            added=report.added,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            failed=[{"source": s, "reason": r} for s, r in report.failed],
+            chunks=report.chunks,
         )
 
     @app.post("/kbs/{kb}/texts")
@@ -127,8 +160,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.delete("/kbs/{kb}/documents/{doc_id}")
     def delete_document(kb: str, doc_id: str) -> dict[str, Any]:
         known_kb(kb)
-        if not engine.knowledge_bases.delete_document(kb, doc_id):
+        record = engine.knowledge_bases.catalog.document(kb, doc_id)
+        if record is None or not engine.knowledge_bases.delete_document(kb, doc_id):
             raise HTTPException(404, f"no document {doc_id!r} in {kb!r}")
+        stored = Path(record.source)
+        if stored.parent == (uploads / kb).resolve():  # an uploaded file goes with its document
+            stored.unlink(missing_ok=True)
         return {"doc_id": doc_id, "deleted": True}
 
     @app.post("/kbs/{kb}/ask")

@@ -103,8 +103,14 @@ class Answerer:
         timings["verify"] = _ms(check_started)
         timings["total"] = _ms(started)
         if is_refusal(text) or not check.sentences:
-            yield Answer(answer=REFUSAL[language], answerable=False, grounded=is_refusal(text),
-                         removed=check.removed, timings=timings, **base)
+            yield Answer(
+                answer=REFUSAL[language],
+                answerable=False,
+                grounded=is_refusal(text),
+                removed=check.removed,
+                timings=timings,
+                **base,
+            )
             return
         cited = set(check.cited)
         yield Answer(

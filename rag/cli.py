@@ -122,8 +122,12 @@ def _print_citations(heading: str, citations: list[Citation]) -> None:
         where = f", page {c.page}" if c.page else ""
         where += f", {c.section}" if c.section else ""
         # One line per source, never wrapped by rich, so a long path stays whole (and greppable).
-        console.print(f"[{c.n}] {c.source}{where} (chars {c.start}-{c.end}, score {c.score:.2f})",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"[{c.n}] {c.source}{where} (chars {c.start}-{c.end}, score {c.score:.2f})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         console.print("    " + c.snippet.replace("\n", " ")[:160], style="dim", markup=False, highlight=False)
 
 
@@ -148,7 +152,8 @@ def kb_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List knowledge bases."""
     records = engine().knowledge_bases.list()
     if as_json:
-        console.print_json(json.dumps([{"name": r.name, "documents": r.documents, "chunks": r.chunks} for r in records]))
+        rows = [{"name": r.name, "documents": r.documents, "chunks": r.chunks} for r in records]
+        console.print_json(json.dumps(rows))
         return
     table = Table(Column("name", overflow="fold"), "documents", "chunks")
     for r in records:

@@ -82,7 +82,11 @@ class Engine:
     @cached_property
     def knowledge_bases(self) -> KnowledgeBases:
         return KnowledgeBases(
-            self.catalog, self.vectors, self.keywords, self.embedder, self.splitter,
+            self.catalog,
+            self.vectors,
+            self.keywords,
+            self.embedder,
+            self.splitter,
             max_file_bytes=int(self.settings.max_file_mb * 2**20),
         )
 

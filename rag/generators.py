@@ -17,9 +17,7 @@ from stores.hit import Hit
 class Generator(Protocol):
     name: str
 
-    def stream(
-        self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str
-    ) -> Iterator[str]:
+    def stream(self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str) -> Iterator[str]:
         """Yield answer text with ``[n]`` markers pointing at ``sources`` (numbered from 1)."""
         ...
 
@@ -38,9 +36,7 @@ class LLMGenerator:
         self.options = options or GenerationOptions()
         self.name = llm.name
 
-    def stream(
-        self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str
-    ) -> Iterator[str]:
+    def stream(self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str) -> Iterator[str]:
         yield from self.llm.stream(build_messages(question, sources, history, language), self.options)
 
 
@@ -63,9 +59,7 @@ class ExtractiveGenerator:
         self.max_chars = max_chars
         self.rank_weight = rank_weight
 
-    def stream(
-        self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str
-    ) -> Iterator[str]:
+    def stream(self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str) -> Iterator[str]:
         candidates = [
             (n, hit.chunk.text[start:end], i)
             for n, hit in enumerate(sources, start=1)

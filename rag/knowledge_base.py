@@ -25,7 +25,7 @@ def validate_kb_name(name: str) -> str:
     """``name`` if it is a usable KB name: 1–64 characters, no path separators or control characters."""
     if not isinstance(name, str) or not KB_NAME.fullmatch(name) or name.strip() != name or name in {".", ".."}:
         raise KnowledgeBaseError(
-            f"invalid knowledge base name {name!r}: use 1-64 characters without / \\ : * ? \" < > | "
+            f'invalid knowledge base name {name!r}: use 1-64 characters without / \\ : * ? " < > | '
             "or control characters, and no leading or trailing spaces"
         )
     return name
@@ -143,8 +143,13 @@ class KnowledgeBases:
         extensions = available_extensions()
         for path in paths:
             if path.is_file() and path.suffix.lower() not in extensions:  # named explicitly: say why it is skipped
-                report.failed.append((str(path.resolve()), f"unsupported format {path.suffix or '(no extension)'}; "
-                                      f"supported: {' '.join(sorted(extensions))}"))
+                report.failed.append(
+                    (
+                        str(path.resolve()),
+                        f"unsupported format {path.suffix or '(no extension)'}; "
+                        f"supported: {' '.join(sorted(extensions))}",
+                    )
+                )
         for path in iter_files(paths, extensions):
             source = str(path.resolve())
             seen.add(source)
@@ -170,8 +175,12 @@ class KnowledgeBases:
         existing = self.catalog.document(kb, doc_id)
         if existing and existing.status == "ready" and existing.sha256 == sha:
             return doc_id, "unchanged"
-        document = LoadedDocument(source=name, title=Path(name).stem or name, sections=[Section(text)],
-                                  metadata={"format": "text", **(metadata or {})})
+        document = LoadedDocument(
+            source=name,
+            title=Path(name).stem or name,
+            sections=[Section(text)],
+            metadata={"format": "text", **(metadata or {})},
+        )
         self._index(kb, doc_id, document, sha, len(data))
         return doc_id, "updated" if existing else "added"
 
@@ -180,7 +189,9 @@ class KnowledgeBases:
         try:
             size = path.stat().st_size
             if size > self.max_file_bytes:
-                raise LoadError(source, f"file is {size / 2**20:.1f} MB, over the {self.max_file_bytes / 2**20:.0f} MB limit")
+                raise LoadError(
+                    source, f"file is {size / 2**20:.1f} MB, over the {self.max_file_bytes / 2**20:.0f} MB limit"
+                )
             sha = file_sha256(path)
             existing = self.catalog.document(kb, doc_id)
             if existing and existing.status == "ready" and existing.sha256 == sha:

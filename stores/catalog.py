@@ -90,9 +90,7 @@ class Catalog:
 
     def document(self, kb: str, doc_id: str) -> DocumentRecord | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM documents WHERE kb = ? AND doc_id = ?", (kb, doc_id)
-            ).fetchone()
+            row = self._db.execute("SELECT * FROM documents WHERE kb = ? AND doc_id = ?", (kb, doc_id)).fetchone()
         return DocumentRecord(*row) if row else None
 
     def documents(self, kb: str, status: str | None = None) -> list[DocumentRecord]:
@@ -123,15 +121,11 @@ class Catalog:
 
     def remove_document(self, kb: str, doc_id: str) -> bool:
         with self._lock:
-            return self._db.execute(
-                "DELETE FROM documents WHERE kb = ? AND doc_id = ?", (kb, doc_id)
-            ).rowcount == 1
+            return self._db.execute("DELETE FROM documents WHERE kb = ? AND doc_id = ?", (kb, doc_id)).rowcount == 1
 
     def ready_doc_ids(self, kb: str) -> set[str]:
         with self._lock:
             return {
                 row[0]
-                for row in self._db.execute(
-                    "SELECT doc_id FROM documents WHERE kb = ? AND status = ?", (kb, READY)
-                )
+                for row in self._db.execute("SELECT doc_id FROM documents WHERE kb = ? AND status = ?", (kb, READY))
             }

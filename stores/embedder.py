@@ -74,7 +74,7 @@ class Embedder:
         self._lock = threading.Lock()
 
     @property
-    def model(self):  # noqa: ANN201 - SentenceTransformer is imported lazily
+    def model(self):
         if self._model is None:
             with self._lock:
                 if self._model is None:

@@ -77,8 +77,7 @@ class KeywordIndex:
 
     def add(self, kb: str, chunks: Sequence[Chunk]) -> None:
         rows = [
-            (kb, c.id, c.doc_id, TERM_SEPARATOR.join(self.analyzer(c.text)), json.dumps(_filterable(c)))
-            for c in chunks
+            (kb, c.id, c.doc_id, TERM_SEPARATOR.join(self.analyzer(c.text)), json.dumps(_filterable(c))) for c in chunks
         ]
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -149,8 +148,7 @@ class KeywordIndex:
 
     def _bump(self, kb: str) -> None:
         self._db.execute(
-            "INSERT INTO keyword_revisions VALUES (?, 1) "
-            "ON CONFLICT(kb) DO UPDATE SET revision = revision + 1",
+            "INSERT INTO keyword_revisions VALUES (?, 1) ON CONFLICT(kb) DO UPDATE SET revision = revision + 1",
             (kb,),
         )
 

@@ -49,8 +49,9 @@ def _holds(op: str, value: Any, expected: Any) -> bool:
     if value is None:
         return False
     try:
-        return {"$gt": value > expected, "$gte": value >= expected, "$lt": value < expected,
-                "$lte": value <= expected}[op]
+        return {"$gt": value > expected, "$gte": value >= expected, "$lt": value < expected, "$lte": value <= expected}[
+            op
+        ]
     except TypeError:
         return False
 

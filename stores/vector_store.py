@@ -32,7 +32,10 @@ def collection_name(kb: str) -> str:
 def chroma_metadata(chunk: Chunk) -> dict[str, str | int | float | bool]:
     """Chunk metadata as Chroma stores it: scalars only, no ``None``."""
     flat: dict[str, str | int | float | bool] = {
-        "doc_id": chunk.doc_id, "index": chunk.index, "start": chunk.start, "end": chunk.end,
+        "doc_id": chunk.doc_id,
+        "index": chunk.index,
+        "start": chunk.start,
+        "end": chunk.end,
     }
     for key, value in chunk.metadata.items():
         if isinstance(value, str | int | float | bool):
@@ -88,7 +91,7 @@ class ChromaVectorStore:
             self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         self._collections: dict[str, Any] = {}
 
-    def _collection(self, kb: str):  # noqa: ANN202 - chromadb Collection
+    def _collection(self, kb: str):
         collection = self._collections.get(kb)
         if collection is None:
             collection = self._client.get_or_create_collection(
@@ -131,9 +134,7 @@ class ChromaVectorStore:
         where = {"doc_id": doc_id} if doc_id else None
         return set(self._collection(kb).get(where=where, include=[])["ids"])
 
-    def query(
-        self, kb: str, vector: np.ndarray, k: int, where: MetadataFilter | None = None
-    ) -> list[Hit]:
+    def query(self, kb: str, vector: np.ndarray, k: int, where: MetadataFilter | None = None) -> list[Hit]:
         """The ``k`` nearest chunks; ``score`` and ``scores["dense"]`` are cosine similarity."""
         collection = self._collection(kb)
         total = collection.count()
@@ -147,7 +148,10 @@ class ChromaVectorStore:
         )
         hits = []
         for chunk_id, text, metadata, distance in zip(
-            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0],
+            result["ids"][0],
+            result["documents"][0],
+            result["metadatas"][0],
+            result["distances"][0],
             strict=True,
         ):
             similarity = 1.0 - float(distance)

@@ -225,7 +225,8 @@ def test_uploaded_names_cannot_escape(client: TestClient, settings: Settings, tm
     assert response.status_code == 200, response.text
     [source] = response.json()["added"]
     assert PurePosixPath(source).name == "escape.md"  # stored under its base name
-    assert Path(source).resolve().is_relative_to(settings.data_dir.resolve()) or not Path(source).exists()
+    assert Path(source) == (settings.data_dir / "uploads" / "t" / "escape.md").resolve()
+    assert Path(source).read_text(encoding="utf-8") == ENGLISH_POLICY
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing written beside the data dir
     assert not Path("/etc/escape.md").exists()
     assert ask(client, "t", FLIGHTS).json()["citations"][0]["source"] == source
@@ -246,4 +247,24 @@ def test_upload_reports_failures_by_name(client: TestClient) -> None:
     report = response.json()
     assert names(report["added"]) == ["bridge.txt"]
     [failure] = report["failed"]
-    assert failure["source"].endswith("broken.pdf") and failure["reason"]
+    assert failure["source"].endswith("broken.pdf") and "PDF" in failure["reason"]
+    assert not Path(failure["source"]).exists()  # what never became a document is not kept
+
+
+def test_stored_uploads_go_with_their_document_and_kb(uploaded: TestClient, settings: Settings) -> None:
+    folder = settings.data_dir / "uploads" / "t"
+    assert sorted(p.name for p in folder.iterdir()) == ["bridge.txt", "travel.md"]  # no partial files left
+    [travel] = [d for d in uploaded.get("/kbs/t/documents").json() if d["source"].endswith("travel.md")]
+    assert uploaded.delete(f"/kbs/t/documents/{travel['doc_id']}").status_code == 200
+    assert sorted(p.name for p in folder.iterdir()) == ["bridge.txt"]
+    assert uploaded.delete("/kbs/t").status_code == 200
+    assert not folder.exists()
+
+
+def test_a_second_app_over_the_same_data_dir_sees_the_uploads(uploaded: TestClient, settings: Settings,
+                                                              embedder: Embedder) -> None:
+    engine = Engine(settings)
+    engine.embedder = embedder
+    with TestClient(create_app(engine=engine)) as other:
+        assert ask(other, "t", FLIGHTS).json()["answerable"] is True
+        assert upload(other, "t", ("travel.md", ENGLISH_POLICY)).json()["unchanged"]

@@ -11,8 +11,16 @@ def chunk(doc: str, text: str, **metadata: object) -> Chunk:
 
 
 CHUNKS = [
-    chunk("log4j", "Apache Log4j2 JNDI features allow remote code execution, tracked as CVE-2021-44228.", severity="critical"),
-    chunk("tomcat", "Apache Tomcat PUT method allows JSP upload, CVE-2017-12615 漏洞利用条件是开启 PUT 方法。", severity="high"),
+    chunk(
+        "log4j",
+        "Apache Log4j2 JNDI features allow remote code execution, tracked as CVE-2021-44228.",
+        severity="critical",
+    ),
+    chunk(
+        "tomcat",
+        "Apache Tomcat PUT method allows JSP upload, CVE-2017-12615 漏洞利用条件是开启 PUT 方法。",
+        severity="high",
+    ),
     chunk("gong", "锣鼓经是大陆传统器乐及戏曲里面常用的打击乐记谱方法。", severity="none"),
 ]
 

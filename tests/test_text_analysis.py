@@ -4,8 +4,16 @@ from stores.text_analysis import analyze, is_chinese
 
 
 def test_identifiers_stay_whole() -> None:
-    terms = analyze("Is CVE-2021-44228 seen from 10.0.0.7:8080 in /var/log/auth.log? sha d41d8cd98f00b204e9800998ecf8427e")
-    for whole in ["cve-2021-44228", "10.0.0.7", "10.0.0.7:8080", "/var/log/auth.log", "d41d8cd98f00b204e9800998ecf8427e"]:
+    terms = analyze(
+        "Is CVE-2021-44228 seen from 10.0.0.7:8080 in /var/log/auth.log? sha d41d8cd98f00b204e9800998ecf8427e"
+    )
+    for whole in [
+        "cve-2021-44228",
+        "10.0.0.7",
+        "10.0.0.7:8080",
+        "/var/log/auth.log",
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ]:
         assert whole in terms
     assert "2021" not in terms and "44228" not in terms
 

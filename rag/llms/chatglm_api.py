@@ -64,8 +64,13 @@ class ChatGLMApiLLM(LLM):
     def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
         options = options or GenerationOptions()
         prompt, history = chatglm_history(messages)
-        body = {"prompt": prompt, "history": history, "max_length": options.max_tokens + 2048,
-                "top_p": options.top_p, "temperature": options.temperature}
+        body = {
+            "prompt": prompt,
+            "history": history,
+            "max_length": options.max_tokens + 2048,
+            "top_p": options.top_p,
+            "temperature": options.temperature,
+        }
         try:
             response = self._client.post(self.url, json=body)
         except httpx.HTTPError as error:
