@@ -55,11 +55,27 @@ def _support_terms(text: str) -> frozenset[str]:
 
 
 def support(sentence: str, source_text: str) -> float:
-    """Share of the sentence's terms found in the source, in [0, 1]."""
+    """Share of the sentence's terms found in the source, in [0, 1]; 0 if it names what the source does not.
+
+    Numbers and proper names are where models invent ("completed on January 5th", "a British
+    engineer"), so each one must appear in the source, whatever the share of the rest.
+    """
     terms = support_terms(sentence)
-    if not terms:
+    if not terms or missing_key_terms(sentence, source_text):
         return 0.0
     return len(terms & support_terms(source_text)) / len(terms)
+
+
+def missing_key_terms(sentence: str, source_text: str) -> list[str]:
+    """Numbers and capitalized names (not sentence-initial) of ``sentence`` that ``source_text`` lacks."""
+    source = source_text.casefold()
+    keys = [m.group() for m in NUMBER.finditer(sentence)]
+    keys += [w.group() for i, w in enumerate(LATIN_WORD.finditer(sentence)) if i > 0 and w.group()[0].isupper()]
+    return [k for k in keys if not re.search(rf"(?<![\w]){re.escape(k.casefold())}(?![\w])", source)]
+
+
+NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
 def check_citations(answer: str, sources: Sequence[Hit], threshold: float) -> CitationCheck:

@@ -12,6 +12,7 @@ import re
 from functools import lru_cache
 
 import jieba
+import Stemmer
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -89,7 +90,12 @@ def _plain_terms(text: str) -> list[str]:
 
 
 def _latin_terms(text: str) -> list[str]:
-    return [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS]
+    # Stemmed, so "carries" finds "carry"; identifiers were cut out before and stay exact.
+    words = [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS]
+    return _STEMMER.stemWords(words) if words else words
+
+
+_STEMMER = Stemmer.Stemmer("english")
 
 
 def _chinese_terms(run: str) -> list[str]:

@@ -39,3 +39,13 @@ def test_support_measures_shared_terms() -> None:
     assert support("The Golden Gate opened in 1937", SOURCES[0].chunk.text) < 0.5
     assert support("密码不得少于十二位", SOURCES[1].chunk.text) > 0.8
     assert support("密码可以永远不换", SOURCES[1].chunk.text) < 0.5
+
+
+def test_invented_names_and_numbers_are_not_supported() -> None:
+    source = SOURCES[0].chunk.text
+    assert support("The Meridian Bridge was designed by Agnes Holloway, a British engineer.", source) == 0.0
+    assert support("The Meridian Bridge was completed on January 5th, 1932.", source) == 0.0
+    assert support("The Meridian Bridge was completed in 1933.", source) == 0.0
+    assert support("The Meridian Bridge was completed in 1932.", source) == 1.0
+    check = check_citations("Agnes Holloway designed it [1]. It opened in 1940 [1].", SOURCES, 0.5)
+    assert check.removed == ["It opened in 1940."]

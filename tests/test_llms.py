@@ -434,13 +434,13 @@ def test_chatglm_api_request_shape_and_reply(chatglm_server: ScriptedChatGLMServ
         "prompt": "Does it cite sources?",
         # ChatGLM2 has no system role: the rules go in front of the first question
         "history": [["Answer from the sources.\n\nWhat is rag-kb?", "A question-answering tool."]],
-        "max_length": 100 + 2048,
+        "max_length": 8192,
         "top_p": 0.7,
         "temperature": 0.5,
     }
     assert second.body["prompt"] == "Answer from the sources.\n\n你好"
     assert second.body["history"] == []
-    assert second.body["max_length"] == GenerationOptions().max_tokens + 2048
+    assert second.body["max_length"] == 8192
 
 
 def test_chatglm_api_http_error_raises(chatglm_server: ScriptedChatGLMServer) -> None:

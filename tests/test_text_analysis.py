@@ -30,7 +30,8 @@ def test_chinese_is_segmented_and_question_words_dropped() -> None:
 
 
 def test_english_lowercased_without_stopwords() -> None:
-    assert analyze("What is The Meridian Bridge?") == ["meridian", "bridge"]
+    assert analyze("What carries The Meridian Bridges?") == ["carri", "meridian", "bridg"]
+    assert analyze("The bridge carry") == ["bridg", "carri"]
 
 
 def test_language_detection() -> None:

@@ -55,9 +55,12 @@ class ChatGLMApiLLM(LLM):
 
     name = "chatglm-api"
 
-    def __init__(self, url: str, timeout: float = 120) -> None:
+    def __init__(self, url: str, timeout: float = 120, max_length: int = 8192) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be an http(s) URL, got {url!r}")
+        if max_length < 256:
+            raise ValueError("max_length must be at least 256 tokens")
+        self.max_length = max_length
         self.url = url
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10))
 
@@ -67,7 +70,8 @@ class ChatGLMApiLLM(LLM):
         body = {
             "prompt": prompt,
             "history": history,
-            "max_length": options.max_tokens + 2048,
+            # ChatGLM2 counts the prompt inside max_length: give it the model's whole context.
+            "max_length": self.max_length,
             "top_p": options.top_p,
             "temperature": options.temperature,
         }
