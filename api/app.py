@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         engine = Engine(settings or Settings())
     elif settings is not None and settings is not engine.settings:
         raise ValueError("pass settings or an engine built from them, not two different configurations")
+    # Built now, in one thread: the request threads then share one set of stores (models still load lazily).
+    engine.knowledge_bases, engine.answerer  # noqa: B018
     app = FastAPI(title="rag-kb", version="0.1.0", description="Cited answers from your documents.")
     # Uploaded files are kept at a fixed place per KB and name: the path is the document's source, so
     # uploading the same name again finds the same document (unchanged, or updated in place).

@@ -219,7 +219,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: RAG_HOST or 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: RAG_PORT or 8000.")] = None,
 ) -> None:
-    """Start the HTTP service (API and web page)."""
+    """Start the HTTP API service."""
     import uvicorn
 
     settings = Settings()  # checked here, so a bad setting is reported before the server starts
