@@ -71,7 +71,10 @@ def missing_key_terms(sentence: str, source_text: str) -> list[str]:
     source = source_text.casefold()
     keys = [m.group() for m in NUMBER.finditer(sentence)]
     keys += [w.group() for i, w in enumerate(LATIN_WORD.finditer(sentence)) if i > 0 and w.group()[0].isupper()]
-    return [k for k in keys if not re.search(rf"(?<![\w]){re.escape(k.casefold())}(?![\w])", source)]
+    # ASCII boundaries: in "全长364.6公里" the Chinese neighbours are word characters to \w.
+    # "364" must not match inside "364.6" either.
+    bounded = r"(?<![0-9a-z])(?<!\d[.,]){}(?![0-9a-z])(?![.,]\d)"
+    return [k for k in keys if not re.search(bounded.format(re.escape(k.casefold())), source)]
 
 
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")

@@ -45,6 +45,7 @@ STOPWORDS = frozenset(
     was we were what when where which who whom why will with would you your about tell say said
     的 了 是 在 和 与 及 或 也 都 就 而 并 被 把 对 于 从 为 以 之 其 这 那 这个 那个 这些 那些 有 没有
     什么 哪 哪个 哪些 哪里 哪儿 谁 吗 呢 吧 啊 么 怎么 怎样 如何 为什么 多少 几 是否 请问 请 一个
+    需要 要 做 应该 应当 可以 能 能够 会 得 该
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 

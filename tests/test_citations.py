@@ -49,3 +49,9 @@ def test_invented_names_and_numbers_are_not_supported() -> None:
     assert support("The Meridian Bridge was completed in 1932.", source) == 1.0
     check = check_citations("Agnes Holloway designed it [1]. It opened in 1940 [1].", SOURCES, 0.5)
     assert check.removed == ["It opened in 1940."]
+
+
+def test_numbers_inside_chinese_text_are_found() -> None:
+    source = "广茂铁路是中国广东省的一条铁路，全长364.6公里，由三茂铁路股份有限公司管理运营。"
+    assert support("广茂铁路全长364.6公里。", source) > 0.8
+    assert support("广茂铁路全长364公里。", source) == 0.0

@@ -16,8 +16,6 @@ import pytest
 from pptx import Presentation
 from pptx.util import Inches
 from reportlab.lib.pdfencrypt import StandardEncryption
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
 from ingest import loaders
@@ -28,6 +26,7 @@ from ingest.loaders import LOADERS, SUPPORTED_EXTENSIONS, available_extensions, 
 from ingest.loaders.html_text import html_to_text
 from ingest.loaders.text import LOG_LINES_PER_SECTION
 from ingest.loaders.unstructured_loader import unstructured_available
+from tests.builders import make_pdf
 
 ZH_PARAGRAPH = (
     "知识库问答系统支持中文和英文文档。员工每年享有十五天带薪年假，"
@@ -206,29 +205,8 @@ def test_html_missing_head_end_tag_keeps_the_body(tmp_path: Path) -> None:
 # --- PDF ----------------------------------------------------------------------------------
 
 
-def _register_cid_font() -> str:
-    # A CID font built into every PDF reader: no font file, and pypdf maps it back to Unicode.
-    if "STSong-Light" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    return "STSong-Light"
-
-
-def _make_pdf(path: Path, pages: list[list[str]], title: str | None = None, **kwargs: object) -> Path:
-    font = _register_cid_font()
-    pdf = canvas.Canvas(str(path), **kwargs)
-    if title:
-        pdf.setTitle(title)
-    for lines in pages:
-        pdf.setFont(font, 12)
-        for row, line in enumerate(lines):
-            pdf.drawString(72, 760 - 20 * row, line)
-        pdf.showPage()
-    pdf.save()
-    return path
-
-
 def test_pdf_pages_are_one_based(tmp_path: Path) -> None:
-    path = _make_pdf(
+    path = make_pdf(
         tmp_path / "policy.pdf",
         [
             ["第一页：年假规定", "Page one: annual leave"],
@@ -247,7 +225,7 @@ def test_pdf_pages_are_one_based(tmp_path: Path) -> None:
 
 
 def test_pdf_blank_page_keeps_later_page_numbers(tmp_path: Path) -> None:
-    path = _make_pdf(tmp_path / "gap.pdf", [["first"], [], ["third 第三"]])
+    path = make_pdf(tmp_path / "gap.pdf", [["first"], [], ["third 第三"]])
     assert [s.metadata["page"] for s in load(path).sections] == [1, 3]
 
 
@@ -262,11 +240,11 @@ def test_pdf_without_text_layer(tmp_path: Path) -> None:
 
 
 def test_encrypted_pdf(tmp_path: Path) -> None:
-    locked = _make_pdf(tmp_path / "locked.pdf", [["secret"]], encrypt=StandardEncryption("pw", ownerPassword="owner"))
+    locked = make_pdf(tmp_path / "locked.pdf", [["secret"]], encrypt=StandardEncryption("pw", ownerPassword="owner"))
     with pytest.raises(LoadError, match="encrypted PDF"):
         load(locked)
     # Owner-password-only files ("no printing") open with the empty user password.
-    restricted = _make_pdf(
+    restricted = make_pdf(
         tmp_path / "restricted.pdf", [["限制打印 readable"]], encrypt=StandardEncryption("", ownerPassword="o")
     )
     assert "限制打印 readable" in load(restricted).text
