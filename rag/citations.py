@@ -89,6 +89,9 @@ def check_citations(answer: str, sources: Sequence[Hit], threshold: float) -> Ci
         result.dropped_markers.extend(n for n in markers if n not in valid)
         if not support_terms(sentence):
             continue  # no content words: nothing to cite, nothing to keep
+        if sentence.rstrip("”’\"')）」』】").endswith(("?", "？")):
+            result.removed.append(sentence)  # a question states nothing: small models echo the user's
+            continue
         scores = {n: support(sentence, sources[n - 1].chunk.text) for n in range(1, len(sources) + 1)}
         cited = [n for n in valid if scores[n] >= threshold]
         if not cited and scores:

@@ -55,3 +55,8 @@ def test_numbers_inside_chinese_text_are_found() -> None:
     source = "广茂铁路是中国广东省的一条铁路，全长364.6公里，由三茂铁路股份有限公司管理运营。"
     assert support("广茂铁路全长364.6公里。", source) > 0.8
     assert support("广茂铁路全长364公里。", source) == 0.0
+
+
+def test_questions_are_not_answers() -> None:
+    check = check_citations("Who designed the Meridian Bridge [1]? 密码多久更换一次？[2]", SOURCES, 0.5)
+    assert check.sentences == [] and len(check.removed) == 2
