@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stores.hit import Hit
-from stores.text_analysis import is_chinese
+from stores.text_analysis import language_of
 
 REFUSAL = {
     "zh": "根据已知信息无法回答该问题。",
@@ -41,10 +41,6 @@ USER_PROMPT = {
     "en": "Sources:\n{sources}\n\nQuestion: {question}",
     "zh": "资料：\n{sources}\n\n问题：{question}",
 }
-
-
-def language_of(text: str) -> str:
-    return "zh" if is_chinese(text) else "en"
 
 
 def format_sources(hits: Sequence[Hit]) -> str:

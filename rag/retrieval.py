@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from stores import Catalog, ChromaVectorStore, Embedder, Hit, KeywordIndex
 from stores.metadata_filter import MetadataFilter, matches, validate_filter
-from stores.text_analysis import is_chinese
+from stores.text_analysis import language_of
 
 RRF_K = 60  # the constant of Cormack et al.; damps the head of each list
 
@@ -57,7 +57,7 @@ class HybridRetriever:
 
     def run(self, kb: str, query: str, top_k: int = 4, filters: MetadataFilter | None = None) -> Retrieval:
         validate_filter(filters)
-        language = "zh" if is_chinese(query) else "en"
+        language = language_of(query)
         use_dense = self.dense_weight > 0 and self.embedder.reads(language)
         n = max(self.candidates, top_k)
         keyword_hits = self.keywords.search(kb, query, n, where=filters) if self.keyword_weight > 0 else []
@@ -82,7 +82,7 @@ class HybridRetriever:
             hit.scores["coverage"] = keyword_hit.coverage
             hit.relevance = max(hit.relevance, keyword_hit.coverage)
 
-        ready = self.catalog.ready_doc_ids(kb)
+        ready = self.catalog.ready_doc_ids(kb, {h.chunk.doc_id for h in fused.values()})
         hits = [h for h in fused.values() if h.chunk.doc_id in ready and matches(_meta(h), filters)]
         hits.sort(key=lambda h: (h.score, h.relevance), reverse=True)
         return Retrieval(hits[:top_k], language, use_dense)

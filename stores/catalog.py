@@ -123,9 +123,14 @@ class Catalog:
         with self._lock:
             return self._db.execute("DELETE FROM documents WHERE kb = ? AND doc_id = ?", (kb, doc_id)).rowcount == 1
 
-    def ready_doc_ids(self, kb: str) -> set[str]:
+    def ready_doc_ids(self, kb: str, among: set[str]) -> set[str]:
+        """Which of ``among`` are ready documents of ``kb`` (asked per query: only the hits' documents)."""
+        if not among:
+            return set()
+        marks = ",".join("?" * len(among))
         with self._lock:
-            return {
-                row[0]
-                for row in self._db.execute("SELECT doc_id FROM documents WHERE kb = ? AND status = ?", (kb, READY))
-            }
+            rows = self._db.execute(
+                f"SELECT doc_id FROM documents WHERE kb = ? AND status = ? AND doc_id IN ({marks})",
+                (kb, READY, *among),
+            )
+            return {row[0] for row in rows}

@@ -59,6 +59,11 @@ def is_chinese(text: str, threshold: float = 0.2) -> bool:
     return cjk / len(letters) >= threshold
 
 
+def language_of(text: str) -> str:
+    """The language rag-kb prompts and retrieves in for ``text``: "zh" for Chinese, else "en"."""
+    return "zh" if is_chinese(text) else "en"
+
+
 def analyze(text: str) -> list[str]:
     """Search terms of ``text``: identifiers whole (plus their word parts), jieba words, lowercased words."""
     terms: list[str] = []
