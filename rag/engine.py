@@ -7,6 +7,7 @@ from functools import cached_property
 from ingest.splitter import ChineseRecursiveSplitter
 from rag.answerer import Answerer
 from rag.generators import ExtractiveGenerator, Generator, LLMGenerator
+from rag.ingest_jobs import IngestJobs
 from rag.knowledge_base import KnowledgeBases
 from rag.llms.base import LLM, GenerationOptions
 from rag.retrieval import HybridRetriever
@@ -25,7 +26,13 @@ def build_llm(settings: Settings) -> LLM:
         from rag.llms.openai_compatible import OpenAICompatibleLLM
 
         assert settings.llm_url
-        return OpenAICompatibleLLM(settings.llm_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+        return OpenAICompatibleLLM(
+            settings.llm_url,
+            settings.llm_model,
+            settings.llm_api_key,
+            settings.llm_timeout,
+            fold_system=settings.llm_fold_system,
+        )
     if backend == "chatglm-api":
         from rag.llms.chatglm_api import ChatGLMApiLLM
 
@@ -35,7 +42,13 @@ def build_llm(settings: Settings) -> LLM:
         from rag.llms.transformers_chat import TransformersChatLLM
 
         assert settings.llm_model
-        return TransformersChatLLM(settings.llm_model, device=settings.llm_device)
+        return TransformersChatLLM(settings.llm_model, device=settings.llm_device, dtype=settings.llm_dtype)
+    if backend == "chatglm-remote-code":
+        from rag.llms.chatglm_stream_chat import DEFAULT_CHATGLM2, ChatGLMStreamChatLLM
+
+        return ChatGLMStreamChatLLM(
+            settings.llm_model or DEFAULT_CHATGLM2, device=settings.llm_device, dtype=settings.llm_dtype
+        )
     raise ValueError(f"{backend!r} is not an LLM backend")
 
 
@@ -100,6 +113,10 @@ class Engine:
             return ExtractiveGenerator()
         s = self.settings
         return LLMGenerator(build_llm(s), GenerationOptions(s.llm_max_tokens, s.llm_temperature, s.llm_top_p))
+
+    @cached_property
+    def ingest_jobs(self) -> IngestJobs:
+        return IngestJobs(self.knowledge_bases, self.settings.data_dir / "jobs.sqlite")
 
     @cached_property
     def answerer(self) -> Answerer:

@@ -17,8 +17,18 @@ from stores.hit import Hit
 class Generator(Protocol):
     name: str
 
-    def stream(self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str) -> Iterator[str]:
-        """Yield answer text with ``[n]`` markers pointing at ``sources`` (numbered from 1)."""
+    def stream(
+        self,
+        question: str,
+        sources: Sequence[Hit],
+        history: Sequence[Message],
+        language: str,
+        options: GenerationOptions | None = None,
+    ) -> Iterator[str]:
+        """Yield answer text with ``[n]`` markers pointing at ``sources`` (numbered from 1).
+
+        ``options`` overrides the generator's own length and sampling settings for this answer.
+        """
         ...
 
 
@@ -36,8 +46,16 @@ class LLMGenerator:
         self.options = options or GenerationOptions()
         self.name = llm.name
 
-    def stream(self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str) -> Iterator[str]:
-        yield from self.llm.stream(build_messages(question, sources, history, language), self.options)
+    def stream(
+        self,
+        question: str,
+        sources: Sequence[Hit],
+        history: Sequence[Message],
+        language: str,
+        options: GenerationOptions | None = None,
+    ) -> Iterator[str]:
+        messages = build_messages(question, sources, history, language)
+        yield from self.llm.stream(messages, options or self.options)
 
 
 class ExtractiveGenerator:
@@ -59,7 +77,14 @@ class ExtractiveGenerator:
         self.max_chars = max_chars
         self.rank_weight = rank_weight
 
-    def stream(self, question: str, sources: Sequence[Hit], history: Sequence[Message], language: str) -> Iterator[str]:
+    def stream(
+        self,
+        question: str,
+        sources: Sequence[Hit],
+        history: Sequence[Message],
+        language: str,
+        options: GenerationOptions | None = None,  # nothing is sampled: the options have nothing to set
+    ) -> Iterator[str]:
         candidates = [
             (n, hit.chunk.text[start:end], i)
             for n, hit in enumerate(sources, start=1)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from ingest.document import LoadedDocument, LoadError, Section
 from ingest.files import file_sha256, iter_files
-from ingest.loaders import available_extensions, load
+from ingest.loaders import available_extensions, load_all
 from ingest.splitter import ChineseRecursiveSplitter
 from stores import Catalog, ChromaVectorStore, DocumentRecord, Embedder, KeywordIndex, KnowledgeBaseRecord
 
 KB_NAME = re.compile(r"[^\x00-\x1f/\\:*?\"<>|]{1,64}")
+# Chunks embedded and written per step: a big log streams through in bounded memory.
+INDEX_BATCH = 512
+PART_MARK = "#"
 
 
 class KnowledgeBaseError(ValueError):
@@ -34,6 +39,28 @@ def validate_kb_name(name: str) -> str:
 def document_id(kb: str, source: str) -> str:
     """A document's stable id: the same KB and source path always give the same id."""
     return hashlib.sha256(f"{kb}\0{source}".encode()).hexdigest()[:20]
+
+
+def part_source(source: str, part: str) -> str:
+    """Where one record of a file holding several is filed: ``/data/cisa_kev.json#CVE-2021-44228``."""
+    return f"{source}{PART_MARK}{part}"
+
+
+def is_supported(path: Path) -> bool:
+    """Whether some loader reads files named like ``path`` (by extension)."""
+    return path.suffix.lower() in available_extensions()
+
+
+def unsupported_format(path: Path) -> str:
+    """Why ``path`` is refused, with what would be accepted."""
+    supported = " ".join(sorted(available_extensions()))
+    return f"unsupported format {path.suffix or '(no extension)'}; supported: {supported}"
+
+
+def content_sha256(document: LoadedDocument) -> str:
+    """A hash of a document's title, text and metadata: what decides whether it must be indexed again."""
+    header = json.dumps([document.title, document.metadata], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(f"{header}\0{document.text}".encode()).hexdigest()
 
 
 @dataclass
@@ -143,13 +170,7 @@ class KnowledgeBases:
         extensions = available_extensions()
         for path in paths:
             if path.is_file() and path.suffix.lower() not in extensions:  # named explicitly: say why it is skipped
-                report.failed.append(
-                    (
-                        str(path.resolve()),
-                        f"unsupported format {path.suffix or '(no extension)'}; "
-                        f"supported: {' '.join(sorted(extensions))}",
-                    )
-                )
+                report.failed.append((str(path.resolve()), unsupported_format(path)))
         for path in iter_files(paths, extensions):
             source = str(path.resolve())
             seen.add(source)
@@ -158,7 +179,8 @@ class KnowledgeBases:
                 progress(source, outcome)
         for folder in (p.resolve() for p in paths if p.is_dir()):
             for record in self.catalog.documents(kb):
-                if record.source not in seen and Path(record.source).is_relative_to(folder):
+                gone = record.source not in seen and record.source.rpartition(PART_MARK)[0] not in seen
+                if gone and Path(record.source).is_relative_to(folder):
                     self.delete_document(kb, record.doc_id)
                     report.removed.append(record.source)
                     if progress:
@@ -184,6 +206,91 @@ class KnowledgeBases:
         self._index(kb, doc_id, document, sha, len(data))
         return doc_id, "updated" if existing else "added"
 
+    def add_documents(
+        self,
+        kb: str,
+        documents: Iterable[LoadedDocument],
+        progress: ProgressCallback | None = None,
+        batch_size: int = 256,
+    ) -> IngestReport:
+        """Index documents that did not come from files (each named by its ``source``), many at a time.
+
+        A document whose text and metadata are unchanged is skipped, a changed one replaces its old
+        chunks. The chunks of ``batch_size`` documents are embedded together and written to each store
+        in one go: thousands of passages cost seconds of overhead, not the minutes of one call each.
+        """
+        validate_kb_name(kb)
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.catalog.create_kb(kb)
+        known = {record.doc_id: record for record in self.catalog.documents(kb)}
+        report = IngestReport()
+        todo: list[tuple[str, LoadedDocument, str, bool]] = []
+        seen: set[str] = set()
+        for document in documents:
+            doc_id = document_id(kb, document.source)
+            if doc_id in seen:
+                raise KnowledgeBaseError(f"two documents are named {document.source!r}")
+            seen.add(doc_id)
+            sha = content_sha256(document)
+            record = known.get(doc_id)
+            if record and record.status == "ready" and record.sha256 == sha:
+                report.unchanged.append(document.source)
+                if progress:
+                    progress(document.source, "unchanged")
+                continue
+            todo.append((doc_id, document, sha, record is not None))
+        for start in range(0, len(todo), batch_size):
+            self._index_batch(kb, todo[start : start + batch_size], report, progress)
+        return report
+
+    def _index_batch(
+        self,
+        kb: str,
+        batch: list[tuple[str, LoadedDocument, str, bool]],
+        report: IngestReport,
+        progress: ProgressCallback | None,
+    ) -> None:
+        split = []
+        for doc_id, document, sha, known in batch:
+            chunks = self.splitter.split_document(document, doc_id)
+            if chunks:
+                split.append((doc_id, document, sha, known, chunks))
+            else:
+                report.failed.append((document.source, "no text found in the document"))
+        all_chunks = [chunk for *_, chunks in split for chunk in chunks]
+        if not all_chunks:
+            return
+        vectors = self.embedder.embed([c.text for c in all_chunks])
+        for doc_id, document, _, known, _ in split:
+            # Pending first, as in _index. The stores only hold chunks of documents the catalog
+            # knows (it is written first and cleared last), so a new document has none to replace.
+            self.catalog.mark_pending(kb, doc_id, document.source, document.title, len(document.text.encode()))
+            if known:
+                self.vectors.delete_document(kb, doc_id)
+                self.keywords.delete_document(kb, doc_id)
+        self.vectors.add(kb, all_chunks, vectors)
+        self.keywords.add(kb, all_chunks)
+        for doc_id, document, sha, known, chunks in split:
+            self.catalog.mark_ready(kb, doc_id, sha, len(chunks))
+            (report.updated if known else report.added).append(document.source)
+            report.chunks += len(chunks)
+            if progress:
+                progress(document.source, "updated" if known else "added")
+
+    def ingest_file(self, kb: str, path: Path, source: str | None = None, report: IngestReport | None = None) -> str:
+        """Ingest one file as the document ``source`` (default: its own path); returns the outcome.
+
+        ``source`` lets an upload be read from where it was received yet filed under its lasting
+        name, so the same name uploaded again is the same document.
+        """
+        validate_kb_name(kb)
+        self.catalog.create_kb(kb)
+        source = source or str(path.resolve())
+        if not is_supported(path):
+            raise KnowledgeBaseError(unsupported_format(path))
+        return self._ingest_file(kb, path, source, report if report is not None else IngestReport())
+
     def _ingest_file(self, kb: str, path: Path, source: str, report: IngestReport) -> str:
         doc_id = document_id(kb, source)
         try:
@@ -197,9 +304,13 @@ class KnowledgeBases:
             if existing and existing.status == "ready" and existing.sha256 == sha:
                 report.unchanged.append(source)
                 return "unchanged"
-            document = load(path)
+            documents = load_all(path)
+            if len(documents) > 1 or documents[0].part:
+                return self._ingest_parts(kb, source, documents, report)
+            document = documents[0]
             document.source = source
             report.chunks += self._index(kb, doc_id, document, sha, size)
+            self._remove_parts(kb, source, set(), report)  # the file used to hold several documents
         except (LoadError, OSError) as error:
             reason = error.reason if isinstance(error, LoadError) else str(error)
             report.failed.append((source, reason))
@@ -207,16 +318,56 @@ class KnowledgeBases:
         (report.updated if existing else report.added).append(source)
         return "updated" if existing else "added"
 
+    def _ingest_parts(self, kb: str, source: str, documents: list[LoadedDocument], report: IngestReport) -> str:
+        """A file that holds several documents (a KEV catalog): each record is its own document.
+
+        Records are filed as ``source#part`` and compared by content, so a re-ingest indexes only the
+        records that changed and removes those that left the file; the outcome sums up the file.
+        """
+        whole = document_id(kb, source)
+        if self.catalog.document(kb, whole) is not None:  # it used to be one document
+            self.delete_document(kb, whole)
+        for document in documents:
+            document.source = part_source(source, document.part)
+        parts = self.add_documents(kb, documents)
+        removed = self._remove_parts(kb, source, {d.source for d in documents}, report)
+        report.added += parts.added
+        report.updated += parts.updated
+        report.unchanged += parts.unchanged
+        report.failed += parts.failed
+        report.chunks += parts.chunks
+        if parts.added:
+            return "added"
+        if parts.updated or removed:
+            return "updated"
+        return "unchanged" if parts.unchanged else "failed"
+
+    def _remove_parts(self, kb: str, source: str, keep: set[str], report: IngestReport) -> int:
+        """Remove the documents filed under ``source#…`` that are not in ``keep``; how many went."""
+        gone = [r for r in self.catalog.parts(kb, source + PART_MARK) if r.source not in keep]
+        for record in gone:
+            self.delete_document(kb, record.doc_id)
+            report.removed.append(record.source)
+        return len(gone)
+
     def _index(self, kb: str, doc_id: str, document: LoadedDocument, sha: str, size: int) -> int:
-        chunks = self.splitter.split_document(document, doc_id)
-        if not chunks:
+        """Replace the document's chunks, embedding and writing them :data:`INDEX_BATCH` at a time."""
+        chunks = self.splitter.iter_chunks(document, doc_id)
+        batch = list(islice(chunks, INDEX_BATCH))
+        if not batch:
             raise LoadError(document.source, "no text found in the document")
-        vectors = self.embedder.embed([c.text for c in chunks])
+        vectors = self.embedder.embed([c.text for c in batch])
         # Pending first: until mark_ready the document is not served and the next ingest redoes it.
         self.catalog.mark_pending(kb, doc_id, document.source, document.title, size)
         self.vectors.delete_document(kb, doc_id)
         self.keywords.delete_document(kb, doc_id)
-        self.vectors.add(kb, chunks, vectors)
-        self.keywords.add(kb, chunks)
-        self.catalog.mark_ready(kb, doc_id, sha, len(chunks))
-        return len(chunks)
+        count = 0
+        while batch:
+            self.vectors.add(kb, batch, vectors)
+            self.keywords.add(kb, batch)
+            count += len(batch)
+            batch = list(islice(chunks, INDEX_BATCH))
+            if batch:
+                vectors = self.embedder.embed([c.text for c in batch])
+        self.catalog.mark_ready(kb, doc_id, sha, count)
+        return count

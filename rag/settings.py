@@ -7,16 +7,33 @@ build a ``Settings``; everything below them takes plain constructor arguments.
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from rag.llms.transformers_chat import TorchDtype
 from stores.embedder import DEFAULT_EMBEDDER
 
-LLMBackendName = Literal["extractive", "embedded", "openai", "chatglm-api", "transformers"]
+LLMBackendName = Literal["extractive", "embedded", "openai", "chatglm-api", "transformers", "chatglm-remote-code"]
+
+
+class ApiKey(BaseModel):
+    """One API key: which knowledge bases it opens (``"*"`` = all) and whether it may change them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=16, repr=False, description="The secret, sent as `Authorization: Bearer KEY`.")
+    name: str = Field("", description="Who holds it; what logs and errors name instead of the key.")
+    kbs: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    access: Literal["read", "write"] = "read"
+
+    def may(self, kb: str, write: bool = False) -> bool:
+        return ("*" in self.kbs or kb in self.kbs) and (self.access == "write" or not write)
 
 
 def default_data_dir() -> Path:
@@ -49,19 +66,34 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(200, gt=0, description="Larger files are refused without being read.")
 
     llm_backend: LLMBackendName = Field("extractive", description="What writes the answer.")
-    llm_model: str | None = Field(None, description="Model name (openai) or name/path (transformers).")
+    llm_model: str | None = Field(
+        None, description="Model name (openai) or name/path (transformers, chatglm-remote-code: THUDM/chatglm2-6b)."
+    )
     llm_url: str | None = Field(None, description="Base URL of an OpenAI-compatible or ChatGLM2 api.py server.")
     llm_api_key: str | None = None
     llm_max_tokens: int = Field(512, ge=1)
     llm_temperature: float = Field(0.1, ge=0, le=2)
     llm_top_p: float = Field(0.9, gt=0, le=1)
     llm_timeout: float = Field(120, gt=0)
-    llm_device: str = "cpu"
+    llm_fold_system: bool = Field(
+        False, description="openai: put the system prompt in the first user message (ChatGLM2 on vLLM, chatglm.cpp)."
+    )
+    llm_device: str = Field(
+        "cpu", description="torch device of an in-process model (transformers, embedded, chatglm-remote-code)."
+    )
+    llm_dtype: TorchDtype = Field("auto", description="Weights' dtype of an in-process model; auto = the checkpoint's.")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    api_keys: list[ApiKey] = Field(default_factory=list, description="Keys the service accepts; none = open.")
+    api_keys_file: Path | None = Field(None, description="TOML or JSON file with more keys ([[keys]] tables).")
+    max_upload_mb: float = Field(200, gt=0, description="Largest upload request the service accepts.")
+    max_upload_files: int = Field(100, ge=1, description="Most files in one upload request.")
+    default_kb: str | None = Field(
+        None, description="KB for the ChatGLM2-compatible endpoint; unset = the only KB, if there is one."
+    )
 
-    @field_validator("chroma_url", "llm_url", "llm_model", "llm_api_key", mode="before")
+    @field_validator("chroma_url", "llm_url", "llm_model", "llm_api_key", "default_kb", "api_keys_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -75,6 +107,21 @@ class Settings(BaseSettings):
         if self.llm_backend == "transformers" and not self.llm_model:
             raise ValueError("llm_backend=transformers needs RAG_LLM_MODEL (a model name or path)")
         return self
+
+    def load_api_keys(self) -> list[ApiKey]:
+        """``api_keys`` plus those of ``api_keys_file`` (TOML ``[[keys]]`` tables or a JSON list)."""
+        keys = list(self.api_keys)
+        if self.api_keys_file is not None:
+            path = self.api_keys_file
+            try:
+                text = path.read_text(encoding="utf-8")
+                entries = json.loads(text) if path.suffix == ".json" else tomllib.loads(text).get("keys", [])
+                keys += TypeAdapter(list[ApiKey]).validate_python(entries)
+            except (OSError, ValueError) as error:  # ValidationError and decode errors are ValueErrors
+                raise ValueError(f"cannot read API keys from {path}: {error}") from error
+        if len({k.key for k in keys}) != len(keys):
+            raise ValueError("the same API key is configured twice")
+        return keys
 
     @classmethod
     def settings_customise_sources(

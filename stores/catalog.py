@@ -101,6 +101,15 @@ class Catalog:
             rows = self._db.execute(sql + " ORDER BY source", args).fetchall()
         return [DocumentRecord(*row) for row in rows]
 
+    def parts(self, kb: str, prefix: str) -> list[DocumentRecord]:
+        """Documents of ``kb`` whose source starts with ``prefix`` (the records filed under one file)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM documents WHERE kb = ? AND substr(source, 1, ?) = ? ORDER BY source",
+                (kb, len(prefix), prefix),
+            ).fetchall()
+        return [DocumentRecord(*row) for row in rows]
+
     def mark_pending(self, kb: str, doc_id: str, source: str, title: str, size: int) -> None:
         """Record that ``doc_id``'s chunks are about to change; its old hash is cleared."""
         with self._lock:

@@ -87,6 +87,11 @@ class Embedder:
         return self._model
 
     @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (loading it takes seconds; :attr:`model` does it)."""
+        return self._model is not None
+
+    @property
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
 

@@ -104,8 +104,14 @@ class KeywordIndex:
         with self._lock:
             return {row[0] for row in self._db.execute(sql, args)}
 
-    def search(self, kb: str, query: str, k: int, where: MetadataFilter | None = None) -> list[KeywordHit]:
-        """The ``k`` best chunks by BM25 that contain at least one query term."""
+    def search(
+        self, kb: str, query: str, k: int, where: MetadataFilter | None = None, containing: Sequence[str] = ()
+    ) -> list[KeywordHit]:
+        """The ``k`` best chunks by BM25 that contain at least one query term.
+
+        ``containing`` (index terms, such as a CVE id from :func:`~stores.text_analysis.identifiers`)
+        keeps only chunks that hold at least one of them: an exact-match stage before ranking.
+        """
         index = self._current(kb)
         terms = list(dict.fromkeys(self.analyzer(query)))
         if index.bm25 is None or not terms or k < 1:
@@ -117,6 +123,10 @@ class KeywordIndex:
         mask = None
         if where:
             mask = np.fromiter((matches(m, where) for m in index.metadata), dtype=np.float32, count=len(index.metadata))
+        if containing:
+            holding = np.zeros(len(index.chunk_ids), dtype=np.float32)
+            holding[self._postings(index, containing)] = 1.0
+            mask = holding if mask is None else mask * holding
         scores = index.bm25.get_scores_from_ids(known, weight_mask=mask)
         candidates = np.flatnonzero(scores > 0)
         if candidates.size > k:
@@ -127,6 +137,17 @@ class KeywordIndex:
             KeywordHit(index.chunk_ids[i], index.doc_ids[i], float(scores[i]), float(cov))
             for i, cov in zip(candidates, coverage, strict=True)
         ]
+
+    @staticmethod
+    def _postings(index: _LoadedIndex, terms: Sequence[str]) -> np.ndarray:
+        """Positions of the chunks that hold any of ``terms``."""
+        bm25 = index.bm25
+        assert bm25 is not None
+        indptr, indices = bm25.scores["indptr"], bm25.scores["indices"]
+        ids = [bm25.vocab_dict[t] for t in terms if t in bm25.vocab_dict]
+        if not ids:
+            return indices[:0]
+        return np.unique(np.concatenate([indices[indptr[i] : indptr[i + 1]] for i in ids]))
 
     def _coverage(self, index: _LoadedIndex, terms: list[str], docs: np.ndarray) -> np.ndarray:
         """IDF-weighted share of query terms present in each doc; terms absent from the KB count too."""

@@ -57,11 +57,18 @@ def _holds(op: str, value: Any, expected: Any) -> bool:
 
 
 def to_chroma_where(where: MetadataFilter | None) -> dict[str, Any] | None:
-    """The same filter in Chroma's syntax (several conditions need an explicit ``$and``)."""
+    """The same filter in Chroma's syntax.
+
+    Several conditions need an explicit ``$and``, and Chroma takes one operator per field, so a
+    range (``{"cvss": {"$gte": 7, "$lt": 9}}``) becomes one clause per operator.
+    """
     if not where:
         return None
     clauses = [
-        {key: dict(condition) if isinstance(condition, Mapping) else {"$eq": condition}}
+        {key: {op: value}}
         for key, condition in where.items()
+        for op, value in (condition.items() if isinstance(condition, Mapping) else [("$eq", condition)])
     ]
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    if len(clauses) < 2:
+        return clauses[0] if clauses else None
+    return {"$and": clauses}

@@ -1,14 +1,17 @@
 """Turning text into keyword-search terms: jieba for Chinese, identifiers kept whole.
 
-Security questions name things that must match exactly (``CVE-2021-44228``, ``10.0.0.7``, a
-SHA-256, ``/etc/passwd``, ``log4j-core``); a generic tokenizer would shred them, so they are
-cut out first and kept as single lowercased terms.
+Security questions name things that must match exactly (``CVE-2021-44228``, ``10.0.0.7``,
+``2001:db8::1``, a SHA-256, ``/etc/passwd``, ``log4j-core``); a generic tokenizer would shred them,
+so they are cut out first and kept as single lowercased terms (IPv6 addresses in canonical form,
+so ``2001:0db8:0:0:0:0:0:1`` and ``2001:db8::1`` are one term).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jieba
@@ -18,21 +21,92 @@ jieba.setLogLevel(logging.WARNING)
 
 IDENTIFIER_PATTERN = re.compile(
     r"""
-    (?P<atomic>                                   # matched whole, never split into parts
+    (?P<advisory>                                 # advisory ids, matched whole
         (?:CVE|CAN)-\d{4}-\d{4,}                   # CVE ids
       | GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}       # GitHub advisories
       | RUSTSEC-\d{4}-\d{4}                        # RustSec
       | (?:CWE|CNVD|CNNVD|OSV|PYSEC|GO)-[\d-]+     # other advisory ids
-      | \b[0-9a-f]{32,128}\b                       # hashes
-      | \b(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}\b   # IPv6 (full or partly compressed)
     )
+  | (?P<hash>\b[0-9a-f]{32,128}\b)                # MD5 … SHA-512
+  | (?P<ipv6>(?<![\w:.])(?=[0-9a-f:]*:[0-9a-f:]*:)[0-9a-f:]{2,45}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:.]))
+                                                  # IPv6, full or compressed ("::1"); checked in code
   | (?P<ip>\b(?:\d{1,3}\.){3}\d{1,3})(?::\d+)?\b    # IPv4, optional port
-  | (?:[A-Za-z]:\\|~?/)[\w.\-/\\]+                # file paths
-  | \b[\w-]+(?:\.[\w-]+)+@?[\w.-]*\b              # host names, dotted names, versions, e-mails
-  | \b[A-Za-z][\w]*(?:[-_][\w]+)+\b               # package and identifier names: log4j-core, blk_123
+  | (?P<path>(?:[A-Za-z]:\\|~?/)[\w.\-/\\]*[A-Za-z][\w.\-/\\]*)  # file paths (with a letter: not "/0")
+  | (?P<host>\b[\w-]+(?:\.[\w-]+)+@?[\w.-]*\b)     # host names, dotted names, versions, e-mails
+  | (?P<name>\b[A-Za-z][\w]*(?:[-_][\w]+)+\b)      # package and identifier names: log4j-core, blk_123
     """,
     re.VERBOSE | re.IGNORECASE,
 )
+# Identifiers specific enough that a passage holding one is about it (see Identifier.strong).
+STRONG_KINDS = frozenset({"advisory", "hash", "ipv6", "ip", "path", "host"})
+_HOST_LABEL = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """An identifier found in text: ``term`` is the keyword-index term (lower case, IPv6 canonical).
+
+    ``terms`` are all the index terms it gives (an address with a port also gives the bare address;
+    a package name also its parts). ``strong`` identifiers (advisory ids, hashes, IP addresses,
+    paths, host names, names with a digit or underscore like ``log4j-core``) name one thing; weak
+    ones (``rails-html-sanitizer``, ``2.15.0``) may be ordinary words or numbers.
+    """
+
+    term: str
+    kind: str
+    terms: tuple[str, ...]
+
+    @property
+    def strong(self) -> bool:
+        if self.kind == "host":
+            return _looks_like_host(self.term)
+        return self.kind in STRONG_KINDS or (self.kind == "name" and any(c.isdigit() or c == "_" for c in self.term))
+
+
+def identifiers(text: str) -> list[Identifier]:
+    """The identifiers of ``text`` in order (see :class:`Identifier`)."""
+    found = (_identifier(match) for match in IDENTIFIER_PATTERN.finditer(text))
+    return [identifier for identifier in found if identifier is not None]
+
+
+def _identifier(match: re.Match[str]) -> Identifier | None:
+    kind = match.lastgroup or "host"
+    term = match.group().lower().rstrip(".")
+    if kind == "ipv6":
+        return _ipv6(term)
+    if kind == "ip":
+        bare = match.group("ip")
+        return Identifier(term, kind, (term, bare) if bare != term else (term,))
+    if kind in ("advisory", "hash"):
+        return Identifier(term, kind, (term,))
+    # Parts let "log4j" find "log4j-core"; numeric parts ("2021") would only add noise.
+    parts = (p for p in WORD.findall(term) if not p.isdigit() and p != term)
+    return Identifier(term, kind, (term, *(p for p in parts if len(p) > 1 and p not in STOPWORDS)))
+
+
+def _ipv6(text: str) -> Identifier | None:
+    """An IPv6 address in its canonical compressed form, so every spelling matches; ``None`` if it is none.
+
+    ``0:0:0:0:0:0:0:0:2181`` (address and port, as Java logs write it) gives the address; a time such
+    as ``16:49:06`` is no address at all.
+    """
+    for candidate in (text, text.rpartition(":")[0]):
+        try:
+            address = ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        canonical = address.compressed
+        mapped = (str(address.ipv4_mapped),) if address.ipv4_mapped else ()
+        return Identifier(canonical, "ipv6", (canonical, *mapped))
+    return None
+
+
+def _looks_like_host(term: str) -> bool:
+    """``proxy.cse.cuhk.edu.hk`` or ``node.js`` but not ``u.s``, ``e.g`` or a version like ``2.15.0``."""
+    labels = term.split("@")[-1].split(".")
+    return len(labels) >= 2 and bool(_HOST_LABEL.fullmatch(labels[-1])) and any(len(label) > 1 for label in labels[:-1])
+
+
 CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -69,16 +143,11 @@ def analyze(text: str) -> list[str]:
     terms: list[str] = []
     position = 0
     for match in IDENTIFIER_PATTERN.finditer(text):
+        identifier = _identifier(match)
+        if identifier is None:  # looked like an IPv6 address but is not one ("16:49:06"): plain text
+            continue
         terms.extend(_plain_terms(text[position : match.start()]))
-        identifier = match.group().lower().rstrip(".")
-        terms.append(identifier)
-        if match.group("ip"):
-            if match.group("ip") != match.group():  # with a port: the bare address matches too
-                terms.append(match.group("ip"))
-        elif not match.group("atomic"):
-            # Parts let "log4j" find "log4j-core"; numeric parts ("2021") would only add noise.
-            parts = (p for p in WORD.findall(identifier) if not p.isdigit() and p != identifier)
-            terms.extend(p for p in parts if len(p) > 1 and p not in STOPWORDS)
+        terms.extend(identifier.terms)
         position = match.end()
     terms.extend(_plain_terms(text[position:]))
     return terms

@@ -127,6 +127,10 @@ class ChromaVectorStore:
             if "does not exist" not in str(error).lower() and "not found" not in str(error).lower():
                 raise
 
+    def heartbeat(self) -> None:
+        """Raise if the store cannot be reached (a Chroma server that is down)."""
+        self._client.heartbeat()
+
     def count(self, kb: str) -> int:
         return self._collection(kb).count()
 

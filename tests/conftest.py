@@ -7,8 +7,8 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
-for _name in [n for n in os.environ if n.startswith("RAG_")]:
-    del os.environ[_name]  # a developer's own configuration must not leak into the tests
+for _name in [n for n in os.environ if n.startswith("RAG_") and not n.startswith("RAG_SKIP_")]:
+    del os.environ[_name]  # a developer's own configuration must not leak into the tests (RAG_SKIP_* switches may)
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ingest.chunk import Chunk
-from rag.citations import check_citations, split_cited_sentences, support
+from rag.citations import check_citations, join_cited, split_cited_sentences, support
 from stores.hit import Hit
 
 SOURCES = [
@@ -60,3 +60,9 @@ def test_numbers_inside_chinese_text_are_found() -> None:
 def test_questions_are_not_answers() -> None:
     check = check_citations("Who designed the Meridian Bridge [1]? 密码多久更换一次？[2]", SOURCES, 0.5)
     assert check.sentences == [] and len(check.removed) == 2
+
+
+def test_markers_survive_an_ellipsis_at_the_end() -> None:
+    text = join_cited([("巫姑是巫师……", [1]), ("It trails off...", [2])])
+    assert text == "巫姑是巫师[1]…… It trails off [2]..."
+    assert split_cited_sentences(text) == [("巫姑是巫师……", [1]), ("It trails off...", [2])]

@@ -24,13 +24,15 @@ import pytest
 
 from rag.answerer import Answerer
 from rag.citations import split_cited_sentences, support
-from rag.engine import Engine
+from rag.engine import Engine, build_llm
 from rag.generators import LLMGenerator
-from rag.llms.base import LLM, GenerationOptions, LLMError, Message
+from rag.llms.base import LLM, GenerationOptions, LLMError, Message, fold_system
 from rag.llms.chatglm_api import ChatGLMApiLLM, chatglm_history, chatglm_prompt
+from rag.llms.chatglm_stream_chat import ChatGLMStreamChatLLM
 from rag.llms.openai_compatible import OpenAICompatibleLLM
-from rag.llms.transformers_chat import GENERATION_THREAD, EmbeddedLLM, TransformersChatLLM
+from rag.llms.transformers_chat import GENERATION_THREAD, EmbeddedLLM, TorchDtype, TransformersChatLLM
 from rag.prompts import REFUSAL, SYSTEM_PROMPT
+from rag.settings import Settings
 from rag.types import Answer
 from tests.conftest import ENGLISH_HISTORY
 
@@ -118,6 +120,14 @@ class Stall(Reply):
     def send(self, handler: BaseHTTPRequestHandler, server: ScriptedServer) -> None:
         server.stopping.wait(self.seconds)
         Plain(200, {"late": True}).send(handler, server)
+
+
+@dataclass
+class Drop(Reply):
+    """Closes the connection without answering, as a server does to a kept-alive connection it has let go."""
+
+    def send(self, handler: BaseHTTPRequestHandler, server: ScriptedServer) -> None:
+        handler.close_connection = True
 
 
 def delta(text: str) -> str:
@@ -409,9 +419,67 @@ def test_openai_server_ignoring_stream_still_answers(openai_server: ScriptedOpen
     assert OpenAICompatibleLLM(openai_server.base_url, model="m", timeout=5).generate([QUESTION]) == "Whole"
 
 
+def test_openai_stream_that_ends_without_finishing_raises(openai_server: ScriptedOpenAIServer) -> None:
+    # llama-cpp-python does this when the prompt is longer than its context: 200, then an empty stream.
+    openai_server.script = [Sse([]), Sse([delta("Half an ans"), delta("wer")])]
+    llm = OpenAICompatibleLLM(openai_server.base_url, model="m", timeout=5)
+    for _ in range(2):
+        with pytest.raises(LLMError, match=r"ended the reply early \(no finish_reason, no \[DONE\]\)"):
+            llm.generate([QUESTION])
+
+
+def test_openai_finish_reason_without_done_is_a_whole_reply(openai_server: ScriptedOpenAIServer) -> None:
+    # chatglm.cpp's openai_api ends its streams with a finish_reason and never sends [DONE].
+    finish = 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
+    openai_server.script = [Sse([delta("你好"), delta("！"), finish])]
+    assert OpenAICompatibleLLM(openai_server.base_url, model="m", timeout=5).generate([QUESTION]) == "你好！"
+
+
+def test_openai_connection_closed_before_any_reply_is_retried(openai_server: ScriptedOpenAIServer) -> None:
+    openai_server.script = [Drop(), Drop(), Sse([delta("back"), "data: [DONE]"])]
+    llm = OpenAICompatibleLLM(openai_server.base_url, model="m", timeout=5, retries=2, backoff=0.01)
+    assert llm.generate([QUESTION]) == "back"
+    assert len(openai_server.posts()) == 3
+    openai_server.script = [Drop(), Drop()]
+    once = OpenAICompatibleLLM(openai_server.base_url, model="m", timeout=5, retries=1, backoff=0.01)
+    with pytest.raises(LLMError, match="failed: RemoteProtocolError"):
+        once.generate([QUESTION])
+
+
+def test_openai_folds_the_system_message_for_servers_without_a_system_role(
+    openai_server: ScriptedOpenAIServer,
+) -> None:
+    openai_server.script = [Sse([delta("ok"), "data: [DONE]"]), Sse([delta("ok"), "data: [DONE]"])]
+    messages = [SYSTEM, *HISTORY, QUESTION]
+    OpenAICompatibleLLM(openai_server.base_url, model="m", timeout=5, fold_system=True).generate(messages)
+    OpenAICompatibleLLM(openai_server.base_url, model="m", timeout=5).generate(messages)
+    folded, kept = (r.body["messages"] for r in openai_server.posts())
+    assert folded == [
+        {"role": "user", "content": "Answer from the sources.\n\nWhat is rag-kb?"},
+        HISTORY[1],
+        QUESTION,
+    ]
+    assert kept == messages
+
+
+def test_fold_system_puts_every_system_text_before_the_first_question() -> None:
+    second = {"role": "system", "content": "Cite them."}
+    assert fold_system([SYSTEM, second, QUESTION]) == [
+        {"role": "user", "content": "Answer from the sources.\nCite them.\n\nDoes it cite sources?"}
+    ]
+    assert fold_system([*HISTORY, QUESTION]) == [*HISTORY, QUESTION]  # nothing to fold: unchanged
+    messages = [SYSTEM, QUESTION]
+    fold_system(messages)
+    assert messages == [SYSTEM, QUESTION]  # the caller's messages are not modified
+    with pytest.raises(ValueError, match="no user message"):
+        fold_system([SYSTEM])
+
+
 def test_openai_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="http"):
         OpenAICompatibleLLM("127.0.0.1:8001/v1")
+    with pytest.raises(ValueError, match="timeout"):
+        OpenAICompatibleLLM("http://127.0.0.1:8001/v1", timeout=0)
     with pytest.raises(ValueError, match="retries"):
         OpenAICompatibleLLM("http://127.0.0.1:8001/v1", retries=-1)
     with pytest.raises(ValueError, match="backoff"):
@@ -502,6 +570,158 @@ def test_chatglm_history_needs_a_last_user_message(messages: list[Message]) -> N
 
 
 # --------------------------------------------------------------------------------------------------
+# ChatGLM2 through its remote code (stream_chat)
+
+
+class FakeChatGLM2Tokenizer:
+    """Stands in for ChatGLM2's remote ``ChatGLMTokenizer`` (its code and sentencepiece model cannot exist here).
+    Only ``build_prompt`` is used, as ChatGLM2's ``stream_chat`` uses it."""
+
+    def build_prompt(self, query: str, history: list[tuple[str, str]] | None = None) -> str:
+        return chatglm_prompt(query, history or [])
+
+
+class FakeChatGLM2ForStreamChat:
+    """Stands in for ChatGLM2-6B loaded with ``trust_remote_code=True``: the 6B weights and ``modeling_chatglm.py``
+    (transformers <= 4.40) cannot exist here. Its ``stream_chat`` behaves as the real one does: it builds the
+    prompt with ``tokenizer.build_prompt``, then once per generated token yields the whole reply so far, passed
+    through ``process_response`` (stripped, ``[[训练时间]]`` replaced by ``2023年``), with the history plus this
+    round; it stops after ``max_new_tokens`` tokens. The "generated" tokens are ``tokens``; ``fail_after``
+    raises after that many. Each call and the prompt it built are recorded, and whether the stream was closed."""
+
+    def __init__(self, tokens: Sequence[str], fail_after: int | None = None) -> None:
+        self.tokens = list(tokens)
+        self.fail_after = fail_after
+        self.calls: list[dict[str, Any]] = []
+        self.closed = False
+
+    def stream_chat(
+        self,
+        tokenizer: FakeChatGLM2Tokenizer,
+        query: str,
+        history: list[tuple[str, str]] | None = None,
+        past_key_values: object = None,
+        max_length: int = 8192,
+        do_sample: bool = True,
+        top_p: float = 0.8,
+        temperature: float = 0.8,
+        **kwargs: Any,
+    ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+        history = history or []
+        prompt = tokenizer.build_prompt(query, history)
+        self.calls.append(
+            {"tokenizer": tokenizer, "query": query, "history": history, "prompt": prompt, "max_length": max_length,
+             "do_sample": do_sample, "top_p": top_p, "temperature": temperature, **kwargs}
+        )  # fmt: skip
+        limit = kwargs.get("max_new_tokens") or len(self.tokens)
+        text = ""
+        try:
+            for i, token in enumerate(self.tokens[:limit]):
+                if self.fail_after is not None and i == self.fail_after:
+                    raise RuntimeError("CUDA out of memory")
+                text += token
+                response = text.strip().replace("[[训练时间]]", "2023年")
+                yield response, [*history, (query, response)]
+        finally:
+            self.closed = True
+
+
+def remote_code_llm(model: FakeChatGLM2ForStreamChat) -> ChatGLMStreamChatLLM:
+    return ChatGLMStreamChatLLM("THUDM/chatglm2-6b", chat_model=model, tokenizer=FakeChatGLM2Tokenizer())
+
+
+def test_chatglm_remote_code_yields_only_the_new_text() -> None:
+    tokens = ["Rag", "-kb ", "cites ", "its ", "sources", "."]
+    pieces = list(remote_code_llm(FakeChatGLM2ForStreamChat(tokens)).stream([QUESTION]))
+    assert "".join(pieces) == "Rag-kb cites its sources."
+    assert pieces == ["Rag", "-kb", " cites", " its", " sources", "."]  # trailing spaces come with the next word
+
+
+def test_chatglm_remote_code_call_carries_query_history_and_options() -> None:
+    model = FakeChatGLM2ForStreamChat(["会", "的", "，", "每句", "都有", "出处", "。"])
+    tokenizer = FakeChatGLM2Tokenizer()
+    llm = ChatGLMStreamChatLLM("THUDM/chatglm2-6b", max_length=4096, chat_model=model, tokenizer=tokenizer)
+    reply = llm.generate([SYSTEM, *HISTORY, QUESTION], GenerationOptions(max_tokens=3, temperature=0.5, top_p=0.7))
+    assert reply == "会的，"  # max_tokens reached stream_chat as max_new_tokens
+    (call,) = model.calls
+    assert call["tokenizer"] is tokenizer
+    assert call["query"] == "Does it cite sources?"
+    assert call["history"] == [("Answer from the sources.\n\nWhat is rag-kb?", "A question-answering tool.")]
+    assert call["prompt"] == (
+        "[Round 1]\n\n问：Answer from the sources.\n\nWhat is rag-kb?\n\n答：A question-answering tool.\n\n"
+        "[Round 2]\n\n问：Does it cite sources?\n\n答："
+    )
+    assert {k: call[k] for k in ("max_length", "max_new_tokens", "do_sample", "temperature", "top_p")} == {
+        "max_length": 4096, "max_new_tokens": 3, "do_sample": True, "temperature": 0.5, "top_p": 0.7
+    }  # fmt: skip
+
+
+def test_chatglm_remote_code_greedy_turns_sampling_off() -> None:
+    model = FakeChatGLM2ForStreamChat(["好"])
+    assert remote_code_llm(model).generate([QUESTION], GenerationOptions(temperature=0)) == "好"
+    (call,) = model.calls
+    # ChatGLM2 applies its warpers even without sampling; 1.0 leaves the scores as they are (0 would fail).
+    assert (call["do_sample"], call["temperature"], call["top_p"]) == (False, 1.0, 1.0)
+
+
+def test_chatglm_remote_code_holds_back_a_marker_that_is_still_being_rewritten() -> None:
+    model = FakeChatGLM2ForStreamChat(["数据截至", "[[", "训练", "时间]]", "。"])
+    pieces = list(remote_code_llm(model).stream([QUESTION]))
+    assert "".join(pieces) == "数据截至2023年。"
+    assert not any("[" in piece or "训练" in piece for piece in pieces)
+
+
+def test_chatglm_remote_code_stops_generating_when_the_reader_goes_away() -> None:
+    model = FakeChatGLM2ForStreamChat(["一", "二", "三", "四"])
+    pieces = remote_code_llm(model).stream([QUESTION])
+    assert next(pieces) == "一"
+    assert not model.closed
+    pieces.close()
+    assert model.closed
+
+
+def test_chatglm_remote_code_failures_are_llm_errors() -> None:
+    pieces = remote_code_llm(FakeChatGLM2ForStreamChat(["一", "二", "三"], fail_after=2)).stream([QUESTION])
+    assert [next(pieces), next(pieces)] == ["一", "二"]
+    with pytest.raises(LLMError, match=r"stream_chat failed: RuntimeError\('CUDA out of memory'\)"):
+        next(pieces)
+
+    class YieldsText(FakeChatGLM2ForStreamChat):
+        def stream_chat(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            yield "not a (response, history) pair"
+
+    with pytest.raises(LLMError, match=r"yielded str, not \(response, history\)"):
+        remote_code_llm(YieldsText([])).generate([QUESTION])
+
+
+def test_chatglm_remote_code_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="together"):
+        ChatGLMStreamChatLLM(chat_model=FakeChatGLM2ForStreamChat([]))
+    with pytest.raises(ValueError, match="stream_chat"):
+        ChatGLMStreamChatLLM(chat_model=object(), tokenizer=FakeChatGLM2Tokenizer())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dtype"):
+        ChatGLMStreamChatLLM(dtype="float64")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_length"):
+        ChatGLMStreamChatLLM(max_length=10)
+
+
+def test_chatglm_remote_code_that_cannot_load_names_the_versions_it_needs(tmp_path: Path) -> None:
+    # The real loading path: no ChatGLM2 here, and transformers 5 besides.
+    with pytest.raises(LLMError, match=r"the folder .*chatglm2-6b does not exist"):
+        ChatGLMStreamChatLLM(str(tmp_path / "chatglm2-6b")).generate([QUESTION])
+    (tmp_path / "README.md").write_text("not a model", encoding="utf-8")
+    with pytest.raises(LLMError, match=r"needs transformers>=4\.27,<=4\.40 and sentencepiece \(this environment has "):
+        ChatGLMStreamChatLLM(str(tmp_path)).generate([QUESTION])
+
+
+def test_settings_build_the_chatglm_remote_code_backend_without_loading_it(tmp_path: Path) -> None:
+    llm = build_llm(Settings(data_dir=tmp_path, llm_backend="chatglm-remote-code", llm_device="cuda",
+                             llm_dtype="float16"))  # fmt: skip
+    assert isinstance(llm, ChatGLMStreamChatLLM)
+    assert (llm.model_name, llm.device, llm.dtype, llm._loaded) == ("THUDM/chatglm2-6b", "cuda", "float16", None)
+
+
+# --------------------------------------------------------------------------------------------------
 # Options and local models
 
 
@@ -543,6 +763,130 @@ def test_transformers_folder_that_is_not_a_model_raises_llm_error(tmp_path: Path
         TransformersChatLLM(str(tmp_path)).generate([QUESTION])
     with pytest.raises(LLMError, match=r"model\.gguf does not exist"):
         TransformersChatLLM(str(tmp_path), gguf_file="model.gguf").generate([QUESTION])
+
+
+GLM4_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+GLM4_TEXT = [
+    "The Meridian Bridge was completed in 1932 after four years of construction.",
+    "It spans the Calder River and was designed by the engineer Agnes Holloway.",
+    "员工密码必须每九十天更换一次。\nWho built the bridge?\nBe brief.",
+]
+GLM4_MESSAGES: list[Message] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Who built the bridge?"},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_glm4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GLM-4 chat model built here: a random-weight ``Glm4ForCausalLM`` (2 layers, width 32) and a BPE
+    tokenizer trained on three sentences, with a GLM-4-like chat template, saved as a model folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Glm4Config, Glm4ForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-glm4")
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    bpe.decoder = decoders.Metaspace(prepend_scheme="never")
+    special = ["<unk>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>"]
+    bpe.train_from_iterator(GLM4_TEXT, trainers.BpeTrainer(vocab_size=200, special_tokens=special))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, unk_token="<unk>", eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        chat_template=GLM4_TEMPLATE,
+    )  # fmt: skip
+    tokenizer.save_pretrained(folder)
+    config = Glm4Config(
+        vocab_size=bpe.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Glm4ForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@dataclass
+class GenerateCall:
+    kwargs: dict[str, Any]
+    output: Any  # the token ids generate returned
+
+
+def spy_on_generate(llm: TransformersChatLLM, monkeypatch: pytest.MonkeyPatch) -> list[GenerateCall]:
+    """Records what the backend asks of the real ``model.generate`` and what it returned."""
+    _, model = llm._load()
+    calls: list[GenerateCall] = []
+    original = model.generate
+
+    def generate(**kwargs: Any) -> Any:
+        output = original(**kwargs)
+        calls.append(GenerateCall(kwargs, output))
+        return output
+
+    monkeypatch.setattr(model, "generate", generate)
+    return calls
+
+
+def test_transformers_streams_a_glm4_chat_model(tiny_glm4: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    llm = TransformersChatLLM(str(tiny_glm4), device="cpu", dtype="float32")
+    calls = spy_on_generate(llm, monkeypatch)
+    greedy = GenerationOptions(max_tokens=12, temperature=0)
+    pieces = list(llm.stream(GLM4_MESSAGES, greedy))
+    assert len(pieces) > 1 and all(pieces)  # streamed while generating, not one block at the end
+    assert "".join(pieces) == llm.generate(GLM4_MESSAGES, greedy)  # greedy: the same text both ways
+
+    tokenizer, _ = llm._load()
+    call = calls[0]
+    prompt = call.kwargs["input_ids"][0]
+    assert tokenizer.decode(prompt) == "<|system|>\nBe brief.<|user|>\nWho built the bridge?<|assistant|>\n"
+    new = call.output[0][len(prompt) :].tolist()
+    assert len(new) == 12 or (len(new) < 12 and new[-1] == tokenizer.eos_token_id)  # max_tokens, or it stopped
+    assert "".join(pieces) == tokenizer.decode(new, skip_special_tokens=True)  # the streamer lost nothing
+    assert call.kwargs["max_new_tokens"] == 12 and call.kwargs["do_sample"] is False
+    assert "temperature" not in call.kwargs
+
+
+def test_transformers_applies_the_sampling_options(tiny_glm4: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    llm = TransformersChatLLM(str(tiny_glm4))
+    calls = spy_on_generate(llm, monkeypatch)
+    assert llm.generate(GLM4_MESSAGES, GenerationOptions(max_tokens=5, temperature=0.7, top_p=0.8))
+    kwargs = calls[0].kwargs
+    assert (kwargs["do_sample"], kwargs["temperature"], kwargs["top_p"], kwargs["max_new_tokens"]) == (
+        True, 0.7, 0.8, 5
+    )  # fmt: skip
+    assert calls[0].output.shape[1] - kwargs["input_ids"].shape[1] <= 5
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [("float32", "float32"), ("bfloat16", "bfloat16"),
+                                                 ("float16", "float16"), ("auto", "float32")])  # fmt: skip
+def test_transformers_loads_the_dtype_it_is_given(tiny_glm4: Path, dtype: TorchDtype, expected: str) -> None:
+    llm = TransformersChatLLM(str(tiny_glm4), dtype=dtype)
+    _, model = llm._load()
+    assert str(model.dtype) == f"torch.{expected}" and str(model.device) == "cpu"  # "auto": the saved float32
+    if dtype != "float16":  # float16 matmuls are not implemented on every CPU
+        assert llm.generate(GLM4_MESSAGES, GenerationOptions(max_tokens=4, temperature=0))
+
+
+def test_transformers_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="dtype must be one of auto, float32, bfloat16, float16"):
+        TransformersChatLLM("Qwen/Qwen2.5-0.5B-Instruct", dtype="float64")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="model"):
+        TransformersChatLLM(" ")
+    with pytest.raises(ValueError, match="device"):
+        TransformersChatLLM("Qwen/Qwen2.5-0.5B-Instruct", device="")
+
+
+def test_settings_give_the_transformers_backend_its_device_and_dtype(tmp_path: Path, tiny_glm4: Path) -> None:
+    settings = Settings(data_dir=tmp_path, llm_backend="transformers", llm_model=str(tiny_glm4), llm_dtype="bfloat16")
+    llm = build_llm(settings)
+    assert isinstance(llm, TransformersChatLLM)
+    assert (llm.model_name, llm.device, llm.dtype) == (str(tiny_glm4), "cpu", "bfloat16")
+    assert str(llm._load()[1].dtype) == "torch.bfloat16"
+    with pytest.raises(ValueError, match="llm_dtype"):
+        Settings(data_dir=tmp_path, llm_dtype="float64")
 
 
 # --------------------------------------------------------------------------------------------------

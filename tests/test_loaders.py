@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import os
 from datetime import datetime
@@ -24,7 +25,7 @@ from ingest.encoding import decode_bytes, read_text
 from ingest.files import file_sha256, iter_files
 from ingest.loaders import LOADERS, SUPPORTED_EXTENSIONS, available_extensions, load, unstructured_loader
 from ingest.loaders.html_text import html_to_text
-from ingest.loaders.text import LOG_LINES_PER_SECTION
+from ingest.loaders.logs import LOG_SECTION_CHARS
 from ingest.loaders.unstructured_loader import unstructured_available
 from tests.builders import make_pdf
 
@@ -109,10 +110,13 @@ def test_log_keeps_lines_and_numbers_them(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="gbk")
     document = load(path)
     assert document.metadata["format"] == "log"
-    ranges = [(s.metadata["line_start"], s.metadata["line_end"]) for s in document.sections]
-    assert ranges == [(1, 100), (101, 200), (201, 250)]
-    assert document.sections[1].text.split("\n")[0] == lines[100]  # kept as-is, spaces included
-    assert len(document.sections[0].text.split("\n")) == LOG_LINES_PER_SECTION
+    sections = list(document.sections)
+    ranges = [(s.metadata["line_start"], s.metadata["line_end"]) for s in sections]
+    assert ranges[0][0] == 1 and ranges[-1][1] == 250
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(ranges))  # contiguous, whole lines
+    for section, (first, last) in zip(sections, ranges, strict=True):
+        assert section.text.split("\n") == lines[first - 1 : last]  # kept as-is, spaces included
+        assert len(section.text) <= LOG_SECTION_CHARS
 
 
 MARKDOWN = """# 员工手册
@@ -284,7 +288,8 @@ def test_docx_headings_tables_and_title(tmp_path: Path) -> None:
     assert loaded.metadata["format"] == "docx"
     sections = {s.metadata.get("section"): s.text for s in loaded.sections}
     assert list(sections) == ["员工手册", "员工手册 > Leave 休假", "员工手册 > Leave 休假 > Annual"]
-    assert sections["员工手册 > Leave 休假 > Annual"] == "Annual\n类型\t天数\tNote\n年假\t15\tpaid\nAfter the table."
+    paragraphs = ["Annual", "类型\t天数\tNote", "年假\t15\tpaid", "After the table."]
+    assert sections["员工手册 > Leave 休假 > Annual"] == "\n\n".join(paragraphs)
     assert EN_PARAGRAPH in sections["员工手册 > Leave 休假"]
 
 

@@ -86,3 +86,10 @@ def test_invalid_sizes_are_refused(size: int, overlap: int) -> None:
 def test_sentence_spans_chinese_and_english() -> None:
     text = "第一句。第二句！Third one. Fourth?"
     assert [text[s:e] for s, e in sentence_spans(text)] == ["第一句。", "第二句！", "Third one.", "Fourth?"]
+
+
+def test_a_markdown_heading_is_a_sentence_of_its_own() -> None:
+    text = "## Flights\nEconomy class is required.\n## Why?\nBecause.\nC# is a language."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "## Flights", "Economy class is required.", "## Why?", "Because.", "C# is a language."
+    ]

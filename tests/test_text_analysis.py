@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from stores.text_analysis import analyze, is_chinese
+from stores.text_analysis import analyze, identifiers, is_chinese
 
 
 def test_identifiers_stay_whole() -> None:
@@ -37,3 +37,36 @@ def test_english_lowercased_without_stopwords() -> None:
 def test_language_detection() -> None:
     assert is_chinese("漏洞 CVE-2017-12615 的利用条件是什么？")
     assert not is_chinese("What did the president say?")
+
+
+def test_ipv6_addresses_match_in_any_spelling() -> None:
+    full = analyze("login from 2001:0DB8:0000:0000:0000:0000:0000:0001 failed")
+    assert "2001:db8::1" in full and analyze("who is 2001:db8::1?") == ["2001:db8::1"]
+    assert "::1" in analyze("bound to ::1 and [fe80::1ff:fe23:4567:890a]:8443")
+    assert "fe80::1ff:fe23:4567:890a" in analyze("[fe80::1ff:fe23:4567:890a]:8443")
+    assert {"::ffff:a00:1", "10.0.0.1"} <= set(analyze("mapped ::ffff:10.0.0.1"))
+
+
+def test_times_are_not_addresses() -> None:
+    # "10:42:07" looks like IPv6 to a pattern; it is a time, and "10:42" in a question must find it.
+    assert analyze("2026-11-20 10:42:07 ERROR") == ["2026", "11", "20", "10", "42", "07", "error"]
+    assert set(analyze("around 10:42")) & set(analyze("10:42:07 disk full")) >= {"10", "42"}
+
+
+def test_specific_and_loose_identifiers() -> None:
+    found = {i.term: i.strong for i in identifiers(
+        "CVE-2021-44228 on proxy.example.com from 10.0.0.7 in /etc/passwd: log4j-core, abi_stable, "
+        "rails-html-sanitizer, U.S. e.g. 2.15.0"
+    )}  # fmt: skip
+    assert found == {
+        "cve-2021-44228": True,
+        "proxy.example.com": True,
+        "10.0.0.7": True,
+        "/etc/passwd": True,
+        "log4j-core": True,
+        "abi_stable": True,
+        "rails-html-sanitizer": False,
+        "u.s": False,
+        "e.g": False,
+        "2.15.0": False,
+    }

@@ -10,14 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.document import LoadedDocument, LoadError
+from ingest.loaders.advisories import load_json_any, load_markdown_any, load_yaml_any
 from ingest.loaders.common import Loader
 from ingest.loaders.html_text import load_html
-from ingest.loaders.json_records import load_json, load_jsonl
+from ingest.loaders.json_records import load_jsonl
+from ingest.loaders.logs import load_log
 from ingest.loaders.mail import load_eml
 from ingest.loaders.pdf import load_pdf
 from ingest.loaders.slides import load_pptx
 from ingest.loaders.tables import load_csv, load_xlsx
-from ingest.loaders.text import load_log, load_markdown, load_txt
+from ingest.loaders.text import load_txt
 from ingest.loaders.unstructured_loader import (
     UNSTRUCTURED_EXTENSIONS,
     load_with_unstructured,
@@ -28,8 +30,8 @@ from ingest.loaders.word import load_docx
 LOADERS: dict[str, Loader] = {
     ".txt": load_txt,
     ".log": load_log,
-    ".md": load_markdown,
-    ".markdown": load_markdown,
+    ".md": load_markdown_any,
+    ".markdown": load_markdown_any,
     ".html": load_html,
     ".htm": load_html,
     ".pdf": load_pdf,
@@ -37,13 +39,15 @@ LOADERS: dict[str, Loader] = {
     ".pptx": load_pptx,
     ".xlsx": load_xlsx,
     ".csv": load_csv,
-    ".json": load_json,
+    ".json": load_json_any,
     ".jsonl": load_jsonl,
+    ".yml": load_yaml_any,
+    ".yaml": load_yaml_any,
     ".eml": load_eml,
 }
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(LOADERS)
 
-__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "available_extensions", "load"]
+__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "available_extensions", "load", "load_all"]
 
 
 def available_extensions() -> frozenset[str]:
@@ -54,10 +58,22 @@ def available_extensions() -> frozenset[str]:
 
 
 def load(path: Path) -> LoadedDocument:
-    """Parse ``path`` with the loader for its extension.
+    """Parse ``path``, a file that holds one document, with the loader for its extension.
 
     Raises :class:`LoadError` for unsupported extensions, empty files, files that cannot be
-    read or parsed, and files with no text.
+    read or parsed, files with no text, and files that hold several documents (use :func:`load_all`).
+    """
+    documents = load_all(path)
+    if len(documents) != 1 or documents[0].part:
+        raise LoadError(str(path), f"the file holds {len(documents)} documents; read it with load_all()")
+    return documents[0]
+
+
+def load_all(path: Path) -> list[LoadedDocument]:
+    """The documents of ``path``: one for most files, one per record for a file that holds several.
+
+    Each document of a several-document file has a ``part`` (the record's id, unique in the file).
+    Raises :class:`LoadError` as :func:`load` does.
     """
     source = str(path)
     loader = _loader_for(path)
@@ -68,14 +84,15 @@ def load(path: Path) -> LoadedDocument:
     if size == 0:
         raise LoadError(source, "empty file (0 bytes)")
     try:
-        document = loader(path)
+        loaded = loader(path)
+        documents = loaded if isinstance(loaded, list) else [loaded]
+        if not documents or not all(document.sections for document in documents):
+            raise LoadError(source, "no text found in the file")
     except LoadError:
         raise
     except Exception as exc:  # any parser failure is a property of this file, not of the run
         raise LoadError(source, _failure_reason(path, exc)) from exc
-    if not document.sections:
-        raise LoadError(source, "no text found in the file")
-    return document
+    return documents
 
 
 def _loader_for(path: Path) -> Loader:

@@ -9,7 +9,8 @@ from typing import Any
 
 from ingest.document import LoadedDocument, Section
 
-Loader = Callable[[Path], LoadedDocument]
+# A loader returns the file's document, or a list of documents for a file that holds several (a KEV catalog).
+Loader = Callable[[Path], LoadedDocument | list[LoadedDocument]]
 
 # Table cells are tab-separated in every format that has tables, so rows stay one line each.
 CELL_SEPARATOR = "\t"
@@ -39,8 +40,11 @@ def make_document(
     )
 
 
-def sections_from_blocks(blocks: Iterable[Block]) -> list[Section]:
+def sections_from_blocks(blocks: Iterable[Block], separator: str = "\n") -> list[Section]:
     """Group blocks into one section per heading, each tagged with its heading path.
+
+    ``separator`` joins the blocks: a blank line where every block is a paragraph (DOCX), so a
+    heading or a paragraph without a full stop is not read as the start of the next sentence.
 
     ``metadata["section"]`` is the path of enclosing headings ("Install > Linux") so a citation
     says where in the document the text sits; text before the first heading has no ``section``.
@@ -50,7 +54,7 @@ def sections_from_blocks(blocks: Iterable[Block]) -> list[Section]:
     lines: list[str] = []
 
     def flush() -> None:
-        text = "\n".join(lines).strip("\n")
+        text = separator.join(lines).strip("\n")
         if text.strip():
             metadata = {"section": SECTION_PATH_SEPARATOR.join(t for _, t in path)} if path else {}
             sections.append(Section(text, metadata))

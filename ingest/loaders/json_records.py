@@ -21,15 +21,24 @@ TITLE_FIELD = "title"
 
 def load_json(path: Path) -> LoadedDocument:
     """A .json file; a top-level array gives one section per item (``metadata["item"]``, 1-based)."""
+    return json_document(path, read_json(path))
+
+
+def read_json(path: Path) -> Any:
+    """The parsed contents of a .json file; :class:`LoadError` says where it is invalid."""
     try:
-        data = json.loads(read_text(path))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise LoadError(str(path), f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+
+
+def json_document(path: Path, data: Any, fmt: str = "json") -> LoadedDocument:
+    """Parsed JSON (or YAML) data as a document: one section per item of a top-level array."""
     if isinstance(data, list):
         sections = [record_section(item, {"item": number}) for number, item in enumerate(data, start=1)]
     else:
         sections = [record_section(data, {})]
-    return make_document(path, "json", sections, title=_title_of(data))
+    return make_document(path, fmt, sections, title=_title_of(data))
 
 
 def load_jsonl(path: Path) -> LoadedDocument:

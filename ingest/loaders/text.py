@@ -1,4 +1,4 @@
-"""Plain text, log and Markdown files: decoded with :mod:`ingest.encoding`, split by lines."""
+"""Plain text and Markdown files: decoded with :mod:`ingest.encoding`, split by lines (logs: :mod:`.logs`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 from ingest.document import LoadedDocument, Section
 from ingest.encoding import read_text
 from ingest.loaders.common import Block, first_heading, make_document, sections_from_blocks
-
-# Logs are cut into runs of lines so a citation can name the lines it comes from.
-LOG_LINES_PER_SECTION = 100
+from ingest.loaders.logs import load_log, looks_like_log
 
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
@@ -21,28 +19,20 @@ _NOT_PARAGRAPH = re.compile(r"^\s*(?:[-*+>|]|\d+[.)])(?:\s|$)")
 
 
 def load_txt(path: Path) -> LoadedDocument:
-    """A plain text file as one section; the chunker splits it."""
+    """A plain text file as one section; the chunker splits it. Syslog-style text saved as .txt is a log."""
+    if looks_like_log(path):
+        return load_log(path)
     return make_document(path, "txt", [Section(read_text(path))])
-
-
-def load_log(path: Path) -> LoadedDocument:
-    """A log file, text kept as-is, in sections of whole lines tagged ``line_start``/``line_end``."""
-    lines = read_text(path).split("\n")
-    if len(lines) > 1 and lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start another
-    sections = [
-        Section(
-            "\n".join(lines[start : start + LOG_LINES_PER_SECTION]),
-            {"line_start": start + 1, "line_end": min(start + LOG_LINES_PER_SECTION, len(lines))},
-        )
-        for start in range(0, len(lines), LOG_LINES_PER_SECTION)
-    ]
-    return make_document(path, "log", sections)
 
 
 def load_markdown(path: Path) -> LoadedDocument:
     """A Markdown file, one section per heading, markup kept; the title is the first H1."""
-    lines = read_text(path).split("\n")
+    return markdown_document(path, read_text(path))
+
+
+def markdown_document(path: Path, text: str) -> LoadedDocument:
+    """The Markdown ``text`` of ``path`` as a document (see :func:`load_markdown`)."""
+    lines = text.split("\n")
     front_matter, body = _split_front_matter(lines)
     blocks = [Block(line) for line in front_matter] + _markdown_blocks(body)
     title = first_heading(blocks) or _front_matter_title(front_matter)

@@ -26,7 +26,7 @@ def load_docx(path: Path) -> LoadedDocument:
     properties = document.core_properties
     title = properties.title or first_heading(blocks)
     extra = {"author": properties.author} if properties.author else {}
-    return make_document(path, "docx", sections_from_blocks(blocks), title=title, **extra)
+    return make_document(path, "docx", sections_from_blocks(blocks, separator="\n\n"), title=title, **extra)
 
 
 def _blocks(items: Iterator[Paragraph | Table]) -> Iterator[Block]:

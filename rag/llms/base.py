@@ -9,6 +9,21 @@ from dataclasses import dataclass
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
 
+def fold_system(messages: Sequence[Message]) -> list[Message]:
+    """The messages without system ones, their text put in front of the first user message.
+
+    For models and servers that have no system role (ChatGLM2) and would otherwise drop the rules.
+    """
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    folded = [dict(m) for m in messages if m["role"] != "system"]
+    if system:
+        first_user = next((m for m in folded if m["role"] == "user"), None)
+        if first_user is None:
+            raise ValueError("there is no user message to put the system text in front of")
+        first_user["content"] = f"{system}\n\n{first_user['content']}"
+    return folded
+
+
 class LLMError(RuntimeError):
     """The model could not answer (server down, bad reply, model missing); the message says what to do."""
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import httpx
 
-from rag.llms.base import LLM, GenerationOptions, LLMError, Message
+from rag.llms.base import LLM, GenerationOptions, LLMError, Message, fold_system
 
 
 def chatglm_history(messages: Sequence[Message]) -> tuple[str, list[list[str]]]:
@@ -14,10 +14,10 @@ def chatglm_history(messages: Sequence[Message]) -> tuple[str, list[list[str]]]:
 
     ChatGLM2 has no system role: the system text is put in front of the first question.
     """
-    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
     turns = [m for m in messages if m["role"] != "system"]
     if not turns or turns[-1]["role"] != "user":
         raise ValueError("the last message must be the user's question")
+    turns = fold_system(messages)
     history: list[list[str]] = []
     pending: list[str] = []  # user text not yet answered; consecutive user messages are joined, not dropped
     for message in turns[:-1]:
@@ -27,11 +27,6 @@ def chatglm_history(messages: Sequence[Message]) -> tuple[str, list[list[str]]]:
             history.append(["\n\n".join(pending), message["content"]])
             pending = []
     prompt = "\n\n".join([*pending, turns[-1]["content"]])
-    if system:
-        if history:
-            history[0][0] = f"{system}\n\n{history[0][0]}"
-        else:
-            prompt = f"{system}\n\n{prompt}"
     return prompt, history
 
 

