@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from rag.knowledge_base import WriteLockTimeout
 from rag.llms.base import LLMError
 
 log = logging.getLogger("rag.api")
@@ -52,6 +54,7 @@ def validation_message(error: RequestValidationError) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # Starlette's HTTPException, the base of FastAPI's: an unknown path (404) or method (405) answers alike.
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         return error_response(error.status_code, str(error.detail), getattr(error, "headers", None))
@@ -63,6 +66,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LLMError)
     async def llm_failed(request: Request, error: LLMError) -> JSONResponse:
         return error_response(502, f"the language model failed: {error}")
+
+    @app.exception_handler(WriteLockTimeout)
+    async def busy(request: Request, error: WriteLockTimeout) -> JSONResponse:
+        return error_response(503, str(error), {"Retry-After": "60"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

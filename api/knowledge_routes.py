@@ -166,7 +166,7 @@ async def upload(kb: str, request: Request, engine: EngineDep, who: CallerDep, w
             status = 415 if all("unsupported format" in (f.reason or "") for f in refused) else 413
             raise HTTPException(status, f"nothing to ingest: {reasons}")
     elif is_json(request):
-        document = await read_text(request, TextDocument)
+        document = await read_text(request, TextDocument, int(settings.max_upload_mb * 2**20))
         uploads, refused = [TextUpload(document.name, document.text)], []
     else:
         raise HTTPException(415, 'send files as multipart/form-data, or JSON {"name": ..., "text": ...}')
@@ -204,7 +204,7 @@ async def replace_document(
             stager.stage_replacement, files[0], current.source, stager.is_kept(kb, current.source)
         )
     elif is_json(request):
-        replacement = await read_text(request, ReplacementText)
+        replacement = await read_text(request, ReplacementText, int(engine.settings.max_upload_mb * 2**20))
         upload = TextUpload(current.source, replacement.text)
     else:
         raise HTTPException(415, "send the new content as multipart/form-data (field 'file') or JSON {\"text\": ...}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,10 +29,12 @@ class TooLarge(Exception):
 def upload_name(filename: str | None) -> str:
     """The name an uploaded file is stored under: its base name, without any directory the client sent.
 
-    Both slashes count as separators (browsers on Windows may send ``C:\\dir\\a.pdf``); names that
-    cannot be a file (empty, ``.``, ``..``, over 255 bytes) are refused.
+    Both slashes count as separators (browsers on Windows may send ``C:\\dir\\a.pdf``); control
+    characters (NUL) are dropped; the name is NFC-normalised; names that cannot be a file (empty,
+    ``.``, ``..``, over 255 bytes) are refused.
     """
-    name = (filename or "upload.txt").replace("\\", "/").rsplit("/", 1)[-1]
+    # NFC: macOS clients send decomposed names (e + U+0301); the same name must be the same document.
+    name = unicodedata.normalize("NFC", (filename or "upload.txt").replace("\\", "/").rsplit("/", 1)[-1])
     name = "".join(ch for ch in name if ch.isprintable())
     if name in {"", ".", ".."} or name.startswith(".upload-") or len(name.encode("utf-8")) > 255:
         raise HTTPException(422, f"unusable file name {filename!r}")
@@ -68,9 +71,20 @@ async def read_files(request: Request, max_bytes: int, max_files: int) -> list[U
     return files
 
 
-async def read_text(request: Request, model: type) -> object:
+async def read_text(request: Request, model: type, max_bytes: int) -> object:
+    """A JSON body validated as ``model``; 413 past ``max_bytes``, read as a stream like files are."""
+    too_large = f"the upload is larger than the {max_bytes / 2**20:g} MB limit (max_upload_mb)"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, too_large)
+    body = bytearray()
     try:
-        return model.model_validate_json(await request.body())
+        async for chunk in limited(request.stream(), max_bytes):
+            body += chunk
+    except TooLarge:
+        raise HTTPException(413, too_large) from None
+    try:
+        return model.model_validate_json(bytes(body))
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)

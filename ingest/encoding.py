@@ -33,6 +33,12 @@ _SAMPLE_BYTES = 1 << 16
 # A streamed file's encoding is chosen from its first megabyte.
 _STREAM_SAMPLE_BYTES = 1 << 20
 _NEWLINES = re.compile(r"\r\n?")
+# C0 control bytes that text never holds (tab, line ends, form feed and ESC of terminal colours are
+# text); in random or compressed data about one byte in eleven is one of them.
+_CONTROL_BYTES = bytes([*range(0x01, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
+_MAX_CONTROL_SHARE = 0.02
+# Non-ASCII lines that must be valid UTF-8 before a file that is not is read line by line as mixed.
+_MIN_MIXED_LINES = 2
 
 # GB2312 rows A1-A3 hold CJK punctuation and full-width forms, B0-D7 the 3755 most common
 # hanzi; real Chinese text is nearly all from these. Latin-1 lower-case letters (E0-FF) and
@@ -82,6 +88,9 @@ def detect_codec(data: bytes, source: str, complete: bool = True) -> str:
             return codec
     if b"\x00" in data:
         raise LoadError(source, "binary content in a text file (it contains NUL bytes); is the extension wrong?")
+    sample = data[:_SAMPLE_BYTES]
+    if len(sample) - len(sample.translate(None, _CONTROL_BYTES)) > _MAX_CONTROL_SHARE * len(sample):
+        raise LoadError(source, "binary content in a text file (it is full of control bytes); is the extension wrong?")
     if _decodes(data, "utf-8", complete):
         return "utf-8"
     layout = _HighBytes.of(data)
@@ -106,9 +115,39 @@ def _decodes(data: bytes, codec: str, complete: bool) -> bool:
 def decode_bytes(data: bytes, source: str) -> str:
     """Decode ``data`` (the contents of ``source``) and normalise line ends to ``\\n``.
 
+    A file that mixes UTF-8 lines with legacy (GBK, cp1252) lines is decoded line by line.
+
     Raises :class:`LoadError` when the bytes are not text at all (NUL bytes outside UTF-16/32).
     """
-    return _normalise(data.decode(detect_codec(data, source), errors="replace"))
+    codec = detect_codec(data, source)
+    if codec != "utf-8" and not codec.startswith(("utf_", "utf-")) and (mixed := _decode_mixed(data, source)):
+        return _normalise(mixed)
+    return _normalise(data.decode(codec, errors="replace"))
+
+
+def _decode_mixed(data: bytes, source: str) -> str | None:
+    """A file of UTF-8 lines and legacy lines (text pasted together from two systems), line by line.
+
+    ``None`` unless several non-ASCII lines are valid UTF-8 while others are not: a legacy file's
+    lines are almost never valid UTF-8 (multi-byte UTF-8 has a strict lead/continuation layout).
+    """
+    lines = data.splitlines(keepends=True)
+    utf8: list[bool] = []
+    for line in lines:
+        try:
+            line.decode("utf-8")
+            utf8.append(True)
+        except UnicodeDecodeError:
+            utf8.append(False)
+    wide_utf8 = sum(ok and not line.isascii() for ok, line in zip(utf8, lines, strict=True))
+    if wide_utf8 < _MIN_MIXED_LINES or all(utf8):
+        return None
+    legacy = b"".join(line for ok, line in zip(utf8, lines, strict=True) if not ok)
+    codec = detect_codec(legacy, source)
+    return "".join(
+        line.decode("utf-8") if ok else line.decode(codec, errors="replace")
+        for ok, line in zip(utf8, lines, strict=True)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from rag.llms.base import LLM, GenerationOptions
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from stores import Catalog, ChromaVectorStore, Embedder, KeywordIndex
+from stores.write_lock import WriteLock
 
 
 def build_llm(settings: Settings) -> LLM:
@@ -71,7 +72,8 @@ class Engine:
 
     @cached_property
     def keywords(self) -> KeywordIndex:
-        return KeywordIndex(self.settings.data_dir / "keyword.sqlite")
+        s = self.settings
+        return KeywordIndex(s.data_dir / "keyword.sqlite", k1=s.bm25_k1, b=s.bm25_b)
 
     @cached_property
     def vectors(self) -> ChromaVectorStore:
@@ -101,6 +103,7 @@ class Engine:
             self.embedder,
             self.splitter,
             max_file_bytes=int(self.settings.max_file_mb * 2**20),
+            write_lock=WriteLock(self.settings.data_dir / "write.lock"),
         )
 
     @cached_property

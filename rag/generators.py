@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Protocol
@@ -12,6 +13,8 @@ from rag.citations import join_cited, support_terms
 from rag.llms.base import LLM, GenerationOptions, Message
 from rag.prompts import build_messages
 from stores.hit import Hit
+
+MARKDOWN_HEADING = re.compile(r"[ \t]*#{1,6}[ \t]")
 
 
 class Generator(Protocol):
@@ -89,6 +92,7 @@ class ExtractiveGenerator:
             (n, hit.chunk.text[start:end], i)
             for n, hit in enumerate(sources, start=1)
             for i, (start, end) in enumerate(sentence_spans(hit.chunk.text))
+            if not MARKDOWN_HEADING.match(hit.chunk.text, start)  # a heading names a topic, it answers nothing
         ]
         if not candidates:
             return

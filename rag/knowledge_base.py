@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -15,6 +16,8 @@ from ingest.files import file_sha256, iter_files
 from ingest.loaders import available_extensions, load_all
 from ingest.splitter import ChineseRecursiveSplitter
 from stores import Catalog, ChromaVectorStore, DocumentRecord, Embedder, KeywordIndex, KnowledgeBaseRecord
+from stores.write_lock import WriteLock
+from stores.write_lock import WriteLockTimeout as WriteLockTimeout  # raised by every write; re-exported for the faces
 
 KB_NAME = re.compile(r"[^\x00-\x1f/\\:*?\"<>|]{1,64}")
 # Chunks embedded and written per step: a big log streams through in bounded memory.
@@ -100,9 +103,13 @@ class KnowledgeBases:
         embedder: Embedder,
         splitter: ChineseRecursiveSplitter,
         max_file_bytes: int = 200 * 2**20,
+        write_lock: WriteLock | None = None,
     ) -> None:
+        """``write_lock`` (on the data directory) is held for each change, so that several processes
+        writing the same stores take turns file by file instead of interleaving."""
         if max_file_bytes < 1:
             raise ValueError("max_file_bytes must be positive")
+        self.writing: contextlib.AbstractContextManager[object] = write_lock or contextlib.nullcontext()
         self.catalog = catalog
         self.vectors = vectors
         self.keywords = keywords
@@ -129,10 +136,11 @@ class KnowledgeBases:
     def delete(self, kb: str) -> bool:
         """Remove a KB from Chroma, the keyword index and the catalog."""
         validate_kb_name(kb)
-        existed = self.catalog.has_kb(kb)
-        self.vectors.delete_kb(kb)
-        self.keywords.delete_kb(kb)
-        self.catalog.delete_kb(kb)
+        with self.writing:
+            existed = self.catalog.has_kb(kb)
+            self.vectors.delete_kb(kb)
+            self.keywords.delete_kb(kb)
+            self.catalog.delete_kb(kb)
         return existed
 
     # Documents
@@ -144,11 +152,12 @@ class KnowledgeBases:
     def delete_document(self, kb: str, doc_id: str) -> bool:
         """Remove a document everywhere; the catalog entry goes last so a crash leaves it findable."""
         self.require(kb)
-        if self.catalog.document(kb, doc_id) is None:
-            return False
-        self.vectors.delete_document(kb, doc_id)
-        self.keywords.delete_document(kb, doc_id)
-        return self.catalog.remove_document(kb, doc_id)
+        with self.writing:
+            if self.catalog.document(kb, doc_id) is None:
+                return False
+            self.vectors.delete_document(kb, doc_id)
+            self.keywords.delete_document(kb, doc_id)
+            return self.catalog.remove_document(kb, doc_id)
 
     def ingest(
         self, kb: str, paths: Iterable[Path], progress: ProgressCallback | None = None, create: bool = True
@@ -194,16 +203,17 @@ class KnowledgeBases:
         data = text.encode("utf-8")
         sha = hashlib.sha256(data).hexdigest()
         doc_id = document_id(kb, name)
-        existing = self.catalog.document(kb, doc_id)
-        if existing and existing.status == "ready" and existing.sha256 == sha:
-            return doc_id, "unchanged"
         document = LoadedDocument(
             source=name,
             title=Path(name).stem or name,
             sections=[Section(text)],
             metadata={"format": "text", **(metadata or {})},
         )
-        self._index(kb, doc_id, document, sha, len(data))
+        with self.writing:
+            existing = self.catalog.document(kb, doc_id)
+            if existing and existing.status == "ready" and existing.sha256 == sha:
+                return doc_id, "unchanged"
+            self._index(kb, doc_id, document, sha, len(data))
         return doc_id, "updated" if existing else "added"
 
     def add_documents(
@@ -241,7 +251,8 @@ class KnowledgeBases:
                 continue
             todo.append((doc_id, document, sha, record is not None))
         for start in range(0, len(todo), batch_size):
-            self._index_batch(kb, todo[start : start + batch_size], report, progress)
+            with self.writing:
+                self._index_batch(kb, todo[start : start + batch_size], report, progress)
         return report
 
     def _index_batch(
@@ -292,6 +303,10 @@ class KnowledgeBases:
         return self._ingest_file(kb, path, source, report if report is not None else IngestReport())
 
     def _ingest_file(self, kb: str, path: Path, source: str, report: IngestReport) -> str:
+        with self.writing:
+            return self._ingest_file_locked(kb, path, source, report)
+
+    def _ingest_file_locked(self, kb: str, path: Path, source: str, report: IngestReport) -> str:
         doc_id = document_id(kb, source)
         try:
             size = path.stat().st_size

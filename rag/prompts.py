@@ -46,11 +46,18 @@ USER_PROMPT = {
 def format_sources(hits: Sequence[Hit]) -> str:
     blocks = []
     for n, hit in enumerate(hits, start=1):
-        title = hit.chunk.metadata.get("title") or hit.chunk.metadata.get("source", "")
-        # Angle brackets inside a source cannot close the fence early.
-        text = hit.chunk.text.replace("<", "‹").replace(">", "›")
+        title = str(hit.chunk.metadata.get("title") or hit.chunk.metadata.get("source", ""))
+        # Angle brackets inside a source cannot close the fence early; nor can a title (a document's
+        # own metadata) end its attribute or start a line of its own.
+        title = inert(" ".join(title.split())).replace('"', "”")
+        text = inert(hit.chunk.text)
         blocks.append(f'<source n="{n}" title="{title}">\n{text}\n</source>')
     return "\n".join(blocks)
+
+
+def inert(text: str) -> str:
+    """``text`` with no angle brackets, so it cannot open or close a ``<source>`` fence or a chat-template tag."""
+    return text.replace("<", "‹").replace(">", "›")
 
 
 def build_messages(

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     chunk_unit: Literal["chars", "tokens"] = "chars"
 
     top_k: int = Field(4, ge=1, le=50, description="Sources given to the LLM and cited.")
+    bm25_k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
+    bm25_b: float = Field(
+        0.3, ge=0, le=1, description="BM25 length normalisation; low, so mixed corpora do not skew each other."
+    )
     candidates: int = Field(30, ge=1, le=500, description="Hits each retriever contributes before fusion.")
     min_relevance: float = Field(0.5, ge=0, le=1, description="Below this the question is refused.")
     support_threshold: float = Field(0.5, ge=0, le=1, description="Share of a sentence's terms its source must hold.")

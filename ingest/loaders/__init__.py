@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ingest.document import LoadedDocument, LoadError
 from ingest.loaders.advisories import load_json_any, load_markdown_any, load_yaml_any
+from ingest.loaders.archives import ZIP_FORMATS, check_zip
 from ingest.loaders.common import Loader
 from ingest.loaders.html_text import load_html
 from ingest.loaders.json_records import load_jsonl
@@ -84,6 +85,8 @@ def load_all(path: Path) -> list[LoadedDocument]:
     if size == 0:
         raise LoadError(source, "empty file (0 bytes)")
     try:
+        if path.suffix.lower() in ZIP_FORMATS:
+            check_zip(path)  # before the parser inflates anything
         loaded = loader(path)
         documents = loaded if isinstance(loaded, list) else [loaded]
         if not documents or not all(document.sections for document in documents):
@@ -113,5 +116,7 @@ def _loader_for(path: Path) -> Loader:
 
 def _failure_reason(path: Path, exc: Exception) -> str:
     kind = path.suffix.lower().lstrip(".").upper() or "file"
+    if isinstance(exc, RecursionError):
+        return f"refused: the {kind} file is nested too deeply to read (elements or values inside one another)"
     detail = str(exc).strip() or "no details"
     return f"could not parse {kind} file (corrupt, truncated, or not a {kind} file?): {type(exc).__name__}: {detail}"

@@ -89,8 +89,8 @@ class OpenAICompatibleLLM(LLM):
                         received = True
                         yield piece
                     return
-            except httpx.RemoteProtocolError as error:
-                # Before any text this is mostly a kept-alive connection the server had already closed.
+            except (httpx.RemoteProtocolError, httpx.ReadError) as error:
+                # Before any text this is mostly a kept-alive connection the server had already closed or reset.
                 if attempt < self.retries and not received:
                     time.sleep(self.backoff * 2**attempt)
                     continue
