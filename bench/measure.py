@@ -19,6 +19,7 @@ import inspect
 import os
 import platform
 import resource
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -176,6 +177,11 @@ def _busy_ticks() -> int:
     with open("/proc/stat", encoding="ascii") as stat:
         fields = [int(x) for x in stat.readline().split()[1:]]
     return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
+def progress(text: str) -> None:
+    """A time-stamped line on stderr, so a long run shows where it is and what it found so far."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from measure import OtherLoad, Stopwatch, machine, peak_rss_mb, rss_mb, table
+from measure import OtherLoad, Stopwatch, machine, peak_rss_mb, progress, rss_mb, table
 
 from ingest.chunk import Chunk
 from ingest.splitter import sentence_spans
@@ -170,28 +170,28 @@ def grow(
     return count, ""
 
 
-def measure_queries(
-    retriever: HybridRetriever, questions: list[str], watch: Stopwatch, profile: bool
-) -> tuple[list[float], str]:
-    """Milliseconds of ``retriever.run`` per question (after one untimed question), and a profile if asked."""
+def measure_queries(retriever: HybridRetriever, questions: list[str], watch: Stopwatch) -> list[float]:
+    """Milliseconds of ``retriever.run`` per question (after one untimed question)."""
     retriever.run(KB, questions[0])
     watch.reset()
-    profiler = cProfile.Profile() if profile else None
     times = []
     for question in questions:
-        if profiler:
-            profiler.enable()
         started = time.perf_counter()
         retriever.run(KB, question)
         times.append((time.perf_counter() - started) * 1000)
-        if profiler:
-            profiler.disable()
-    text = ""
-    if profiler:
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
-        text = out.getvalue()
-    return times, text
+    return times
+
+
+def profiled(retriever: HybridRetriever, questions: list[str]) -> str:
+    """cProfile of the questions, asked again apart from the timed run (profiling slows Python code)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for question in questions:
+        retriever.run(KB, question)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    return out.getvalue()
 
 
 def timed_parts(retriever: HybridRetriever, watch: Stopwatch) -> HybridRetriever:
@@ -263,35 +263,38 @@ def main(argv: list[str] | None = None) -> int:
             build = Stopwatch()
             load = OtherLoad()
             began = time.perf_counter()
+            progress(f"growing to {size:,} chunks")
             reached, stopped = grow(corpus, catalog, vectors, keywords, count, size, build, deadline)
             build_s = time.perf_counter() - began
             added = reached - count
             count = reached
             rate = added / build_s if build_s else float("nan")
+            progress(f"{count:,} chunks built in {build_s:.0f} s ({rate:.0f} chunks/s), RSS {rss_mb():.0f} MiB")
+            memory = rss_mb()
+            cold_ms = first_query_ms(retriever, questions["zh"][0])  # Chinese: BM25 alone, no embedding
             build_rows.append(
                 [f"{count:,}", f"{added:,}", f"{build_s:.0f}", f"{rate:.0f}"]
                 + [f"{build.seconds[s]:.0f}" for s in ("chroma add", "keyword terms add", "catalog")]
-                + [load.note()]
+                + [f"{cold_ms / 1000:.1f}", f"{rss_mb() - memory:+.0f}", load.note()]
             )
+            progress(f"first question after the write: {cold_ms / 1000:.1f} s")
             if stopped:
                 remaining = (size - count) / rate if rate else float("inf")
                 notes.append(
                     f"stopped at {count:,} of {size:,} chunks: {stopped}; at {rate:.0f} chunks/s the rest would "
                     f"take {remaining / 60:.0f} more minutes"
                 )
-            cold = {lang: first_query_ms(retriever, qs[0]) for lang, qs in questions.items()}
             watch = Stopwatch()
             parts = timed_parts(retriever, watch)
             load = OtherLoad()
             for lang, qs in questions.items():
-                is_last = size == sizes[-1] or stopped
-                times, text = measure_queries(parts, qs, watch, args.profile and is_last and lang == "en")
-                profile_text = text or profile_text
+                times = measure_queries(parts, qs, watch)
                 p = percentiles(times)
                 rows.append(
                     [f"{count:,}", lang, f"{p['p50']:.1f}", f"{p['p95']:.1f}", f"{max(times):.1f}",
-                     f"{cold[lang]:.0f}", f"{rss_mb():.0f}", f"{peak_rss_mb():.0f}"]
+                     f"{rss_mb():.0f}", f"{peak_rss_mb():.0f}"]
                 )  # fmt: skip
+                progress(f"{count:,} chunks, {lang}: p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms")
                 per_query = {stage: 1000 * s / len(qs) for stage, s in watch.seconds.items()}
                 stage_rows.append(
                     [f"{count:,}", lang]
@@ -299,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                     + [f"{sum(times) / len(times) - sum(per_query.values()):.1f}"]
                 )
             notes.append(f"{count:,} chunks: questions measured while {load.note()}")
+            if args.profile and (size == sizes[-1] or stopped):
+                profile_text = profiled(retriever, questions["en"])
             disk = f"disk: chroma {folder_mib(root / 'chroma'):.0f} MiB, keyword.sqlite "
             disk += f"{(root / 'keyword.sqlite').stat().st_size / 2**20:.0f} MiB"
             notes.append(f"{count:,} chunks: {disk}")
@@ -308,16 +313,27 @@ def main(argv: list[str] | None = None) -> int:
     print("## Latency of HybridRetriever.run (ms) and memory (MiB)")
     print(
         table(
-            ["chunks", "lang", "p50", "p95", "max", "first after write", "RSS", "peak RSS"],
+            ["chunks", "lang", "p50", "p95", "max", "RSS", "peak RSS"],
             rows,
         )
     )
     print("\n## Mean ms per question by part (timed from outside; 'fusion + rest' is the retriever's own work)")
     print(table(["chunks", "lang", *STAGES, "fusion + rest"], stage_rows))
-    print("\n## Building (seconds)")
+    print("\n## Building (seconds); the first question after a write rebuilds BM25 from SQLite")
     print(
         table(
-            ["chunks", "added", "seconds", "chunks/s", "chroma add", "keyword add", "catalog", "load"],
+            [
+                "chunks",
+                "added",
+                "seconds",
+                "chunks/s",
+                "chroma add",
+                "keyword add",
+                "catalog",
+                "first question after (s)",
+                "its RSS growth (MiB)",
+                "load",
+            ],
             build_rows,
         )
     )
@@ -325,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"- {note}")
     if profile_text:
-        print("\n## cProfile of the English questions at the largest size\n" + profile_text)
+        print("\n## cProfile (by own time) of the English questions at the largest size, asked again\n" + profile_text)
     return 0
 
 
