@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from api.auth import Caller, caller
 from api.schemas import (
@@ -27,6 +27,7 @@ from api.schemas import (
     SearchResponse,
     TextDocument,
 )
+from api.streaming import event_stream
 from api.uploads import Stager, TextUpload, is_json, is_multipart, read_files, read_text
 from rag.engine import Engine
 from rag.ingest_jobs import IngestJob
@@ -257,7 +258,7 @@ def ask(kb: str, body: AskRequest, engine: EngineDep, who: CallerDep) -> Any:
         raise HTTPException(422, str(error)) from error
     if not body.stream:
         return next(e for e in chain([first], events) if isinstance(e, Answer))
-    return StreamingResponse(answer_events(chain([first], events)), media_type="text/event-stream")
+    return event_stream(answer_events(chain([first], events)))
 
 
 def answer_events(events: Iterator[str | Answer]) -> Iterator[str]:

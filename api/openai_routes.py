@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Caller, caller
 from api.errors import error_body
 from api.knowledge_routes import EngineDep, existing_kb
+from api.streaming import event_stream
 from rag.engine import Engine
 from rag.llms.base import GenerationOptions, LLMError, Message
 from rag.types import Answer
@@ -144,9 +145,7 @@ def chat_completions(
             "citations": _citations(answer),
             "rag": _flags(answer),
         }
-    return StreamingResponse(
-        completion_chunks(events, completion_id, created, body.model), media_type="text/event-stream"
-    )
+    return event_stream(completion_chunks(events, completion_id, created, body.model))
 
 
 def conversation(messages: list[ChatMessage]) -> tuple[str, list[Message]]:

@@ -182,7 +182,24 @@ def ingest_langchain(files: list[Path], embedder: TimedEmbedder, chunk_size: int
     finally:
         baseline.close()
     watch.seconds["store: chroma"] = watch.seconds.pop("embed + store") - watch.seconds["embed"]
-    return {"seconds": seconds, "chunks": len(chunks), "documents": len(documents), "stages": dict(watch.seconds)}
+    return {
+        "seconds": seconds,
+        "chunks": len(chunks),
+        "documents": len(documents),
+        "stages": dict(watch.seconds),
+        "texts": [chunk.page_content for chunk in chunks],
+    }
+
+
+def token_row(name: str, embedder: Embedder, texts: list[str]) -> list[str]:
+    """How much of the chunks' text the model reads: tokens in them, and tokens past its window, cut off."""
+    limit = embedder.model.max_seq_length
+    lengths = [len(ids) for ids in embedder.model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    total = sum(lengths)
+    embedded = sum(min(n, limit) for n in lengths)
+    over = sum(n > limit for n in lengths)
+    return [name, f"{len(texts):,}", f"{total:,}", f"{embedded:,}", f"{100 * (total - embedded) / total:.1f}%",
+            f"{100 * over / len(texts):.1f}%"]  # fmt: skip
 
 
 def batch_sizes(embedder: TimedEmbedder, texts: list[str], sizes: Sequence[int], rounds: int) -> list[list[str]]:
@@ -429,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n## Where LangChain's goes")
     print(table(["stage", "seconds", "share"], stage_rows(c["stages"], c["seconds"])))
     texts = [text for call in embedder.calls for text in call]
+    print(f"\n## What the model reads (window {embedder.model.max_seq_length} tokens; text past it is cut off)")
+    rows = [token_row("rag-kb", embedder, texts), token_row("LangChain (1000/0)", embedder, c["texts"])]
+    if s:
+        rows.append(token_row(f"LangChain ({settings.chunk_size}/{settings.chunk_overlap})", embedder, s["texts"]))
+    print(table(["pipeline", "chunks", "tokens", "tokens embedded", "text cut off", "chunks cut"], rows))
     if sweep and texts:
         count = args.sweep_texts or (128 if args.quick else 512)
         rounds = 1 if args.quick else 2

@@ -105,6 +105,12 @@ class SyntheticCorpus:
         self.pool = pool
         self.rng = np.random.default_rng(seed)
 
+    def source(self, n: int) -> str:
+        """The file chunk ``n`` belongs to."""
+        number = n // CHUNKS_PER_DOCUMENT
+        passage = self.pool.passages[number % len(self.pool.passages)]
+        return f"/synthetic/{passage.lang}/{number:07d}-{passage.title[:40]}.txt"
+
     def batch(self, first: int, count: int) -> tuple[list[Chunk], np.ndarray, dict[str, tuple[str, int]]]:
         """Chunks ``first`` .. ``first + count``, their vectors, and their documents (doc_id → title, chunks)."""
         chunks, picks = [], []
@@ -113,7 +119,7 @@ class SyntheticCorpus:
             number, index = divmod(n, CHUNKS_PER_DOCUMENT)
             passage = self.pool.passages[number % len(self.pool.passages)]
             chosen = sorted(self.rng.choice(passage.sentences, SENTENCES_PER_CHUNK, replace=False))
-            source = f"/synthetic/{passage.lang}/{number:07d}-{passage.title[:40]}.txt"
+            source = self.source(n)
             doc_id = document_id(KB, source)
             text = "\n".join(self.pool.texts[i] for i in chosen)
             metadata = {"source": source, "title": passage.title, "format": "text", "lang": passage.lang}
@@ -206,10 +212,32 @@ def timed_parts(retriever: HybridRetriever, watch: Stopwatch) -> HybridRetriever
 
 
 def first_query_ms(retriever: HybridRetriever, question: str) -> float:
-    """The first question after the index changed: BM25 is rebuilt from SQLite before it is answered."""
+    """The first question after the index changed: BM25 first reads the rows written since it last looked."""
     started = time.perf_counter()
     retriever.run(KB, question)
     return (time.perf_counter() - started) * 1000
+
+
+def after_small_writes(
+    corpus: SyntheticCorpus,
+    catalog: Catalog,
+    vectors: ChromaVectorStore,
+    keywords: KeywordIndex,
+    retriever: HybridRetriever,
+    count: int,
+    question: str,
+) -> tuple[float, float, float, int]:
+    """What a live KB sees: ms of the next question after one document is added, then after it is
+    deleted, against the question's own ms with nothing changed; and the KB's size after."""
+    steady = first_query_ms(retriever, question)
+    grown, _ = grow(corpus, catalog, vectors, keywords, count, count + CHUNKS_PER_DOCUMENT, Stopwatch(), float("inf"))
+    added = first_query_ms(retriever, question)
+    doc_id = document_id(KB, corpus.source(count))
+    vectors.delete_document(KB, doc_id)
+    keywords.delete_document(KB, doc_id)
+    catalog.remove_document(KB, doc_id)
+    deleted = first_query_ms(retriever, question)
+    return added, deleted, steady, grown - CHUNKS_PER_DOCUMENT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     corpus = SyntheticCorpus(pool, args.seed)
 
-    rows, build_rows, stage_rows, notes = [], [], [], []
+    rows, build_rows, stage_rows, write_rows, notes = [], [], [], [], []
     profile_text = ""
     with tempfile.TemporaryDirectory(prefix="rag-retrieval-bench-") as folder:
         root = Path(folder)
@@ -278,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
                 + [f"{cold_ms / 1000:.1f}", f"{rss_mb() - memory:+.0f}", load.note()]
             )
             progress(f"first question after the write: {cold_ms / 1000:.1f} s")
+            if not stopped:
+                added_ms, deleted_ms, steady_ms, count = after_small_writes(
+                    corpus, catalog, vectors, keywords, retriever, count, questions["zh"][1]
+                )
+                write_rows.append([f"{count:,}", f"{steady_ms:.1f}", f"{added_ms:.1f}", f"{deleted_ms:.1f}"])
+                progress(f"next question after adding a document {added_ms:.1f} ms, after deleting it {deleted_ms:.1f}")
             if stopped:
                 remaining = (size - count) / rate if rate else float("inf")
                 notes.append(
@@ -337,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             build_rows,
         )
     )
+    print(f"\n## A live KB: the next question after one document ({CHUNKS_PER_DOCUMENT} chunks) is written (ms)")
+    print(table(["chunks", "nothing changed", "after adding a document", "after deleting it"], write_rows))
     print()
     for note in notes:
         print(f"- {note}")

@@ -11,12 +11,18 @@ it checks must cite only documents of its own knowledge base.
 Usage::
 
     python bench/soak.py --clients 16 --seconds 60
-    python bench/soak.py --workers 4 --chroma-url http://127.0.0.1:8002   # several API processes
+    python bench/soak.py --workers 4          # several API processes over a Chroma server it starts
+    python bench/soak.py --workers 4 --chroma-url http://127.0.0.1:8002   # or one already running
+
+With several workers every request may land on another process than the one before, so a client's
+checks (its own upload found by the next search, never an older version quoted) test that the
+processes share one catalog, keyword index and vector store.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -28,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,9 +139,14 @@ class Client(threading.Thread):
         response = self.call("ask", "POST", f"/kbs/{self.kb}/ask", json={"question": question})
         if response is None or response.status_code != 200:
             return
-        for citation in response.json()["citations"]:
+        answer = response.json()
+        for citation in answer["citations"]:
             if not Path(citation["source"]).name.startswith("c"):
                 self.tally.problem(f"ask cited {citation['source']}")
+        latest = self.versions[name]
+        for old in range(1, latest):  # this client's own upload returned: no worker may still serve the old one
+            if f"K{self.number}X{name}V{old}" in answer["answer"]:
+                self.tally.problem(f"c{self.number}-{name}.txt: the answer quoted version {old}, latest is {latest}")
 
     def search(self) -> None:
         self.call("search", "POST", f"/kbs/{self.kb}/search", json={"query": f"report {self.number}", "top_k": 5})
@@ -148,11 +160,14 @@ class Client(threading.Thread):
                 self.tally.problem(f"c{self.number}-{name}.txt accepted but listed {count} times")
                 continue
             code = f"K{self.number}X{name}V{version}"
-            hits = self.http.post(
-                f"/kbs/{self.kb}/search", json={"query": f"code of report {self.number}-{name}", "top_k": 10}
-            ).json()["hits"]
+            hits = self.http.post(f"/kbs/{self.kb}/search", json={"query": code, "top_k": 10}).json()["hits"]
             if not any(code in h["snippet"] for h in hits):
                 self.tally.problem(f"c{self.number}-{name}.txt: version {version} ({code}) not found by search")
+            for old in range(1, version):
+                stale = f"K{self.number}X{name}V{old}"
+                hits = self.http.post(f"/kbs/{self.kb}/search", json={"query": stale, "top_k": 10}).json()["hits"]
+                if any(stale in h["snippet"] for h in hits):
+                    self.tally.problem(f"c{self.number}-{name}.txt: replaced version {old} still found by search")
         for name in self.deleted:
             if f"c{self.number}-{name}.txt" in names:
                 self.tally.problem(f"c{self.number}-{name}.txt deleted but still listed")
@@ -169,8 +184,21 @@ def start_service(data_dir: Path, workers: int, chroma_url: str | None) -> tuple
     env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     if chroma_url:
         env["RAG_CHROMA_URL"] = chroma_url
-    command = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
     process = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -187,26 +215,63 @@ def start_service(data_dir: Path, workers: int, chroma_url: str | None) -> tuple
     raise SystemExit("the service did not become ready in 120 s")
 
 
+@contextlib.contextmanager
+def running_chroma(folder: Path) -> Iterator[str]:
+    """A Chroma server (``chroma run``) on loopback over ``folder``; its URL while the block runs."""
+    import shutil
+
+    from stores import ChromaVectorStore
+
+    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(
+        [chroma, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ChromaVectorStore(url=url).heartbeat()
+                break
+            except Exception:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"chroma run did not start: {(folder / 'server.log').read_text()}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--kbs", type=int, default=4, help="knowledge bases the clients share")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--chroma-url", help="a Chroma server; needed for more than one worker")
-    args = parser.parse_args()
-    if not 1 <= args.clients <= 64 or not 1 <= args.seconds <= 600:
-        parser.error("at most 64 clients and 600 seconds")
-    if args.workers > 1 and not args.chroma_url:
-        parser.error("several workers need a Chroma server (--chroma-url): embedded Chroma is one process's")
+    parser.add_argument(
+        "--chroma-url", help="a Chroma server (default: embedded for one worker, one started here for more)"
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 64 or not 1 <= args.seconds <= 600 or not 1 <= args.workers <= 16:
+        parser.error("at most 64 clients, 600 seconds and 16 workers")
 
-    with tempfile.TemporaryDirectory(prefix="rag-soak-") as folder:
-        process, base_url = start_service(Path(folder) / "data", args.workers, args.chroma_url)
+    with tempfile.TemporaryDirectory(prefix="rag-soak-") as folder, contextlib.ExitStack() as stack:
+        chroma_url = args.chroma_url
+        if args.workers > 1 and not chroma_url:  # embedded Chroma is one process's
+            chroma_url = stack.enter_context(running_chroma(Path(folder) / "chroma-server"))
+        process, base_url = start_service(Path(folder) / "data", args.workers, chroma_url)
         try:
             tally = Tally()
             started = time.monotonic()
@@ -224,14 +289,18 @@ def main() -> int:
 
     total = sum(len(v) for v in tally.latencies.values())
     server_errors = sum(n for s in tally.statuses.values() for code, n in s.items() if code >= 500 or code == 0)
-    print(f"{args.clients} clients, {args.workers} worker(s), {elapsed:.0f} s: {total} requests "
-          f"({total / elapsed:.1f}/s), {server_errors} 5xx or failed")
+    print(
+        f"{args.clients} clients, {args.workers} worker(s), {elapsed:.0f} s: {total} requests "
+        f"({total / elapsed:.1f}/s), {server_errors} 5xx or failed"
+    )
     print(f"{'operation':<10}{'count':>7}{'p50 ms':>10}{'p95 ms':>10}  statuses")
     for operation in sorted(tally.latencies):
         values = tally.latencies[operation]
         statuses = " ".join(f"{code}:{n}" for code, n in sorted(tally.statuses[operation].items()))
-        print(f"{operation:<10}{len(values):>7}{statistics.median(values):>10.0f}{percentile(values, 0.95):>10.0f}"
-              f"  {statuses}")
+        print(
+            f"{operation:<10}{len(values):>7}{statistics.median(values):>10.0f}{percentile(values, 0.95):>10.0f}"
+            f"  {statuses}"
+        )
     accepted = sum(len(c.versions) for c in clients)
     deleted = sum(len(c.deleted) for c in clients)
     print(f"documents: {accepted} accepted and present, {deleted} deleted and absent (checked)")

@@ -416,6 +416,9 @@ def _print_eval(report: dict) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: RAG_HOST or 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: RAG_PORT or 8000.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="API processes. Default: RAG_WORKERS or 1; more need RAG_CHROMA_URL.")
+    ] = None,
 ) -> None:
     """Start the HTTP API service."""
     import uvicorn
@@ -426,11 +429,19 @@ def serve(
     except ValueError as error:
         raise fail(str(error)) from error
     host = host or settings.host
+    workers = workers or settings.workers
+    if workers > 1 and not settings.chroma_url:
+        raise fail(
+            f"{workers} workers need a Chroma server: embedded Chroma belongs to one process. "
+            "Start one (chroma run --path /srv/chroma --port 8002) and set RAG_CHROMA_URL=http://127.0.0.1:8002"
+        )
     if not keys and host not in {"127.0.0.1", "localhost", "::1"}:
-        errors.print(f"[yellow]warning:[/] serving on {escape(host)} without API keys: anyone who reaches it can read "
-                      "and change every knowledge base (set RAG_API_KEYS or RAG_API_KEYS_FILE)")
+        errors.print(
+            f"[yellow]warning:[/] serving on {escape(host)} without API keys: anyone who reaches it can read "
+            "and change every knowledge base (set RAG_API_KEYS or RAG_API_KEYS_FILE)"
+        )
     # Named, not imported: the api package sits above rag and rag never imports it.
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port or settings.port)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port or settings.port, workers=workers)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import json
 import re
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -23,6 +25,7 @@ KB_NAME = re.compile(r"[^\x00-\x1f/\\:*?\"<>|]{1,64}")
 # Chunks embedded and written per step: a big log streams through in bounded memory.
 INDEX_BATCH = 512
 PART_MARK = "#"
+READ_AHEAD = 2  # files hashed and parsed ahead of the one being embedded: bounded memory
 
 
 class KnowledgeBaseError(ValueError):
@@ -83,6 +86,21 @@ class IngestReport:
 
 
 ProgressCallback = Callable[[str, str], None]  # (source, outcome) after each file
+
+
+@dataclass
+class ReadFile:
+    """A file hashed and parsed ahead of indexing, or why it could not be read.
+
+    ``documents`` is None when the file was not parsed because the catalog already held its hash.
+    """
+
+    path: Path
+    source: str
+    size: int = 0
+    sha256: str = ""
+    documents: list[LoadedDocument] | None = None
+    error: str | None = None
 
 
 class KnowledgeBases:
@@ -180,12 +198,28 @@ class KnowledgeBases:
         for path in paths:
             if path.is_file() and path.suffix.lower() not in extensions:  # named explicitly: say why it is skipped
                 report.failed.append((str(path.resolve()), unsupported_format(path)))
-        for path in iter_files(paths, extensions):
-            source = str(path.resolve())
-            seen.add(source)
-            outcome = self._ingest_file(kb, path, source, report)
-            if progress:
-                progress(source, outcome)
+        # The next files are hashed and parsed in a read-ahead thread while this one is embedded
+        # (torch and most parsers release the GIL); unchanged files are skipped before parsing.
+        ready = {r.source: r.sha256 for r in self.catalog.documents(kb) if r.status == "ready"}
+        files = iter_files(paths, extensions)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read-ahead") as reader:
+            ahead: deque[Future[ReadFile]] = deque()
+
+            def read_next() -> None:
+                path = next(files, None)
+                if path is not None:
+                    ahead.append(reader.submit(self._read, path, str(path.resolve()), ready))
+
+            for _ in range(READ_AHEAD):
+                read_next()
+            while ahead:
+                read = ahead.popleft().result()
+                read_next()
+                seen.add(read.source)
+                with self.writing:
+                    outcome = self._ingest_read(kb, read, report)
+                if progress:
+                    progress(read.source, outcome)
         for folder in (p.resolve() for p in paths if p.is_dir()):
             for record in self.catalog.documents(kb):
                 gone = record.source not in seen and record.source.rpartition(PART_MARK)[0] not in seen
@@ -303,11 +337,17 @@ class KnowledgeBases:
         return self._ingest_file(kb, path, source, report if report is not None else IngestReport())
 
     def _ingest_file(self, kb: str, path: Path, source: str, report: IngestReport) -> str:
+        existing = self.catalog.document(kb, document_id(kb, source))
+        ready = {source: existing.sha256} if existing and existing.status == "ready" else {}
+        read = self._read(path, source, ready)  # outside the lock: other writers need not wait for parsing
         with self.writing:
-            return self._ingest_file_locked(kb, path, source, report)
+            return self._ingest_read(kb, read, report)
 
-    def _ingest_file_locked(self, kb: str, path: Path, source: str, report: IngestReport) -> str:
-        doc_id = document_id(kb, source)
+    def _read(self, path: Path, source: str, ready: dict[str, str]) -> ReadFile:
+        """Hash and parse one file, touching no store (it runs in the read-ahead thread).
+
+        A file whose hash is the one ``ready`` (source → sha256 of ready documents) holds is not parsed.
+        """
         try:
             size = path.stat().st_size
             if size > self.max_file_bytes:
@@ -315,16 +355,30 @@ class KnowledgeBases:
                     source, f"file is {size / 2**20:.1f} MB, over the {self.max_file_bytes / 2**20:.0f} MB limit"
                 )
             sha = file_sha256(path)
+            documents = None if ready.get(source) == sha else load_all(path)
+        except (LoadError, OSError) as error:
+            return ReadFile(path, source, error=error.reason if isinstance(error, LoadError) else str(error))
+        return ReadFile(path, source, size, sha, documents)
+
+    def _ingest_read(self, kb: str, read: ReadFile, report: IngestReport) -> str:
+        """Index a file read by :meth:`_read`; the caller holds the write lock."""
+        source = read.source
+        doc_id = document_id(kb, source)
+        existing = None
+        try:
+            if read.error is not None:
+                raise LoadError(source, read.error)
             existing = self.catalog.document(kb, doc_id)
-            if existing and existing.status == "ready" and existing.sha256 == sha:
+            if existing and existing.status == "ready" and existing.sha256 == read.sha256:
                 report.unchanged.append(source)
                 return "unchanged"
-            documents = load_all(path)
+            # Not parsed ahead because the catalog said unchanged, but it changed since: parse now.
+            documents = read.documents if read.documents is not None else load_all(read.path)
             if len(documents) > 1 or documents[0].part:
                 return self._ingest_parts(kb, source, documents, report)
             document = documents[0]
             document.source = source
-            report.chunks += self._index(kb, doc_id, document, sha, size)
+            report.chunks += self._index(kb, doc_id, document, read.sha256, read.size)
             self._remove_parts(kb, source, set(), report)  # the file used to hold several documents
         except (LoadError, OSError) as error:
             reason = error.reason if isinstance(error, LoadError) else str(error)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from rag.llms.transformers_chat import TorchDtype
-from stores.embedder import DEFAULT_EMBEDDER
+from stores.embedder import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER
 
 LLMBackendName = Literal["extractive", "embedded", "openai", "chatglm-api", "transformers", "chatglm-remote-code"]
 
@@ -50,7 +50,9 @@ class Settings(BaseSettings):
 
     embedder_model: str = Field(DEFAULT_EMBEDDER, description="sentence-transformers name or path.")
     embedder_device: str = "cpu"
-    embedder_batch_size: int = Field(64, ge=1)
+    embedder_batch_size: int = Field(
+        DEFAULT_BATCH_SIZE, ge=1, description="Texts per forward pass: small is fastest on CPU, raise it on a GPU."
+    )
     embedder_languages: list[Literal["en", "zh"]] | None = Field(
         None, description="Languages the embedder reads; unset = known for the model, else both."
     )
@@ -89,6 +91,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="API processes of `rag serve`; more than one needs chroma_url.")
     api_keys: list[ApiKey] = Field(default_factory=list, description="Keys the service accepts; none = open.")
     api_keys_file: Path | None = Field(None, description="TOML or JSON file with more keys ([[keys]] tables).")
     max_upload_mb: float = Field(200, gt=0, description="Largest upload request the service accepts.")

@@ -1,23 +1,41 @@
-"""BM25 keyword search per knowledge base, persisted in SQLite, scored with bm25s."""
+"""BM25 keyword search per knowledge base: terms persisted in SQLite, postings in memory.
+
+Every write stamps its rows with the KB's next revision, and deletions are logged with theirs, so a
+process (each API worker holds its own index) catches up by reading only what changed since the
+revision it has loaded; see :mod:`stores.bm25_segments` for the in-memory side.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import bm25s
-import numpy as np
-
 from ingest.chunk import Chunk
+from stores.bm25_segments import Row, SegmentedBM25
 from stores.metadata_filter import MetadataFilter, matches
 from stores.sqlite import connect
 from stores.text_analysis import analyze
 
 TERM_SEPARATOR = "\t"  # terms never contain tabs: analyze() splits on whitespace
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS keyword_terms (
+        kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+        terms TEXT NOT NULL, metadata TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (kb, chunk_id))""",
+    "CREATE INDEX IF NOT EXISTS keyword_terms_doc ON keyword_terms (kb, doc_id)",
+    # floor: the oldest revision the deletion log still covers; a process loaded below it reloads
+    """CREATE TABLE IF NOT EXISTS keyword_revisions (
+        kb TEXT PRIMARY KEY, revision INTEGER NOT NULL, floor INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS keyword_deletions (
+        kb TEXT NOT NULL, chunk_id TEXT NOT NULL, revision INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS keyword_deletions_revision ON keyword_deletions (kb, revision)",
+)
+# Columns that databases written before the change feed lack: rows without one count as revision 0.
+ADDED_COLUMNS = (("keyword_terms", "revision"), ("keyword_revisions", "floor"))
 
 
 @dataclass(slots=True)
@@ -29,19 +47,17 @@ class KeywordHit:
 
 
 @dataclass(slots=True)
-class _LoadedIndex:
+class _Loaded:
     revision: int
-    chunk_ids: list[str]
-    doc_ids: list[str]
-    metadata: list[dict]
-    bm25: bm25s.BM25 | None
+    index: SegmentedBM25
 
 
 class KeywordIndex:
     """Keyword (BM25) search over chunks; identifiers such as CVE ids or IPs are whole terms.
 
-    The terms are stored in SQLite under the data directory; the BM25 matrices are rebuilt in
-    memory when the stored revision changes, so several processes sharing the file agree.
+    The terms are stored in SQLite under the data directory. Each process keeps the postings in
+    memory and, before a search, applies the rows and deletions newer than its revision, so several
+    processes sharing the file agree without rebuilding anything after a write.
 
     Usage::
 
@@ -49,6 +65,8 @@ class KeywordIndex:
         index.add("handbook", chunks)
         hits = index.search("handbook", "CVE-2021-44228 影响哪些版本", k=10)
     """
+
+    deletion_log_limit = 100_000  # deletion rows kept per KB; older ones move the floor up
 
     def __init__(
         self,
@@ -63,38 +81,59 @@ class KeywordIndex:
         self.k1, self.b = k1, b
         self._db = connect(path)
         self._lock = threading.RLock()
-        self._loaded: dict[str, _LoadedIndex] = {}
-        self._db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS keyword_terms (
-                kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
-                terms TEXT NOT NULL, metadata TEXT NOT NULL,
-                PRIMARY KEY (kb, chunk_id));
-            CREATE INDEX IF NOT EXISTS keyword_terms_doc ON keyword_terms (kb, doc_id);
-            CREATE TABLE IF NOT EXISTS keyword_revisions (kb TEXT PRIMARY KEY, revision INTEGER NOT NULL);
-            """
-        )
+        self._loaded: dict[str, _Loaded] = {}
+        self.rows_read = 0  # keyword_terms rows read into memory so far: catching up reads only the new ones
+        self.full_loads = 0
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once must not both migrate
+            for statement in SCHEMA:
+                self._db.execute(statement)
+            for table, column in ADDED_COLUMNS:
+                if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("CREATE INDEX IF NOT EXISTS keyword_terms_revision ON keyword_terms (kb, revision)")
 
     def add(self, kb: str, chunks: Sequence[Chunk]) -> None:
-        rows = [
-            (kb, c.id, c.doc_id, TERM_SEPARATOR.join(self.analyzer(c.text)), json.dumps(_filterable(c))) for c in chunks
-        ]
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO keyword_terms VALUES (?, ?, ?, ?, ?)", rows)
-            self._bump(kb)
+            revision = self._bump(kb)
+            # a replaced chunk id needs no deletion row: readers retire the old copy when the new row comes
+            self._db.executemany(
+                "INSERT OR REPLACE INTO keyword_terms (kb, chunk_id, doc_id, terms, metadata, revision)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        kb,
+                        c.id,
+                        c.doc_id,
+                        TERM_SEPARATOR.join(self.analyzer(c.text)),
+                        json.dumps(_filterable(c)),
+                        revision,
+                    )
+                    for c in chunks
+                ],
+            )
 
     def delete_document(self, kb: str, doc_id: str) -> None:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            revision = self._bump(kb)
+            self._db.execute(
+                "INSERT INTO keyword_deletions SELECT kb, chunk_id, ? FROM keyword_terms WHERE kb = ? AND doc_id = ?",
+                (revision, kb, doc_id),
+            )
             self._db.execute("DELETE FROM keyword_terms WHERE kb = ? AND doc_id = ?", (kb, doc_id))
-            self._bump(kb)
+            self._prune(kb)
 
     def delete_kb(self, kb: str) -> None:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            # The revision goes on rather than back to 0, so that a KB recreated after this never looks
+            # current to a process that loaded the old one; the floor sends such a process to reload.
+            revision = self._bump(kb)
             self._db.execute("DELETE FROM keyword_terms WHERE kb = ?", (kb,))
-            self._db.execute("DELETE FROM keyword_revisions WHERE kb = ?", (kb,))
+            self._db.execute("DELETE FROM keyword_deletions WHERE kb = ?", (kb,))
+            self._db.execute("UPDATE keyword_revisions SET floor = ? WHERE kb = ?", (revision, kb))
             self._loaded.pop(kb, None)
 
     def ids(self, kb: str, doc_id: str | None = None) -> set[str]:
@@ -112,87 +151,68 @@ class KeywordIndex:
         ``containing`` (index terms, such as a CVE id from :func:`~stores.text_analysis.identifiers`)
         keeps only chunks that hold at least one of them: an exact-match stage before ranking.
         """
-        index = self._current(kb)
         terms = list(dict.fromkeys(self.analyzer(query)))
-        if index.bm25 is None or not terms or k < 1:
+        if not terms or k < 1:
             return []
-        vocab = index.bm25.vocab_dict
-        known = [vocab[t] for t in terms if t in vocab]
-        if not known:
-            return []
-        mask = None
-        if where:
-            mask = np.fromiter((matches(m, where) for m in index.metadata), dtype=np.float32, count=len(index.metadata))
-        if containing:
-            holding = np.zeros(len(index.chunk_ids), dtype=np.float32)
-            holding[self._postings(index, containing)] = 1.0
-            mask = holding if mask is None else mask * holding
-        scores = index.bm25.get_scores_from_ids(known, weight_mask=mask)
-        candidates = np.flatnonzero(scores > 0)
-        if candidates.size > k:
-            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
-        candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
-        coverage = self._coverage(index, terms, candidates)
-        return [
-            KeywordHit(index.chunk_ids[i], index.doc_ids[i], float(scores[i]), float(cov))
-            for i, cov in zip(candidates, coverage, strict=True)
-        ]
+        accept = (lambda metadata: matches(metadata, where)) if where else None
+        with self._lock:  # a catch-up changes the index in place: search and catch-up take turns
+            index = self._current(kb)
+            return [
+                KeywordHit(index.chunk_ids[p], index.doc_ids[p], score, coverage)
+                for p, score, coverage in index.search(terms, k, accept, containing)
+            ]
 
-    @staticmethod
-    def _postings(index: _LoadedIndex, terms: Sequence[str]) -> np.ndarray:
-        """Positions of the chunks that hold any of ``terms``."""
-        bm25 = index.bm25
-        assert bm25 is not None
-        indptr, indices = bm25.scores["indptr"], bm25.scores["indices"]
-        ids = [bm25.vocab_dict[t] for t in terms if t in bm25.vocab_dict]
-        if not ids:
-            return indices[:0]
-        return np.unique(np.concatenate([indices[indptr[i] : indptr[i + 1]] for i in ids]))
-
-    def _coverage(self, index: _LoadedIndex, terms: list[str], docs: np.ndarray) -> np.ndarray:
-        """IDF-weighted share of query terms present in each doc; terms absent from the KB count too."""
-        bm25 = index.bm25
-        assert bm25 is not None
-        indptr, indices = bm25.scores["indptr"], bm25.scores["indices"]
-        n_docs = len(index.chunk_ids)
-        found = np.zeros(docs.size, dtype=np.float64)
-        total = 0.0
-        for term in terms:
-            token_id = bm25.vocab_dict.get(term)
-            postings = indices[indptr[token_id] : indptr[token_id + 1]] if token_id is not None else indices[:0]
-            df = postings.size
-            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
-            total += idf
-            if df:
-                found += idf * np.isin(docs, postings)
-        return found / total if total else found
-
-    def _bump(self, kb: str) -> None:
-        self._db.execute(
-            "INSERT INTO keyword_revisions VALUES (?, 1) ON CONFLICT(kb) DO UPDATE SET revision = revision + 1",
+    def _bump(self, kb: str) -> int:
+        """The KB's next revision, taken inside the caller's write transaction."""
+        return self._db.execute(
+            "INSERT INTO keyword_revisions (kb, revision) VALUES (?, 1)"
+            " ON CONFLICT(kb) DO UPDATE SET revision = revision + 1 RETURNING revision",
             (kb,),
-        )
+        ).fetchone()[0]
 
-    def _current(self, kb: str) -> _LoadedIndex:
-        with self._lock:
-            row = self._db.execute("SELECT revision FROM keyword_revisions WHERE kb = ?", (kb,)).fetchone()
-            revision = row[0] if row else 0
+    def _prune(self, kb: str) -> None:
+        """Keep the newest ``deletion_log_limit`` deletion rows, whole revisions at a time."""
+        row = self._db.execute(
+            "SELECT revision FROM keyword_deletions WHERE kb = ? ORDER BY revision DESC LIMIT 1 OFFSET ?",
+            (kb, self.deletion_log_limit),
+        ).fetchone()
+        if row is not None:
+            self._db.execute("DELETE FROM keyword_deletions WHERE kb = ? AND revision <= ?", (kb, row[0]))
+            self._db.execute("UPDATE keyword_revisions SET floor = max(floor, ?) WHERE kb = ?", (row[0], kb))
+
+    def _current(self, kb: str) -> SegmentedBM25:
+        """The KB's index, brought up to the stored revision: the changes since the loaded one, or
+        everything when nothing is loaded or the deletion log no longer reaches back that far."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")  # one snapshot: the revision and the rows it covers agree
+            row = self._db.execute("SELECT revision, floor FROM keyword_revisions WHERE kb = ?", (kb,)).fetchone()
+            revision, floor = row or (0, 0)
             loaded = self._loaded.get(kb)
             if loaded is not None and loaded.revision == revision:
-                return loaded
-            rows = self._db.execute(
-                "SELECT chunk_id, doc_id, terms, metadata FROM keyword_terms WHERE kb = ? ORDER BY chunk_id", (kb,)
-            ).fetchall()
-            bm25 = None
-            if rows:
-                bm25 = bm25s.BM25(k1=self.k1, b=self.b)
-                corpus = [r[2].split(TERM_SEPARATOR) if r[2] else [] for r in rows]
-                bm25.index(corpus, show_progress=False)
-            loaded = _LoadedIndex(
-                revision, [r[0] for r in rows], [r[1] for r in rows], [json.loads(r[3]) for r in rows], bm25
-            )
+                return loaded.index
+            self._loaded.pop(kb, None)  # until it is consistent again: a failure below leaves nothing half-applied
+            if loaded is None or not floor <= loaded.revision < revision:
+                loaded = _Loaded(revision, SegmentedBM25(self.k1, self.b))
+                loaded.index.add(self._rows(kb, "", ()))
+                self.full_loads += 1
+            else:
+                gone = self._db.execute(
+                    "SELECT chunk_id FROM keyword_deletions WHERE kb = ? AND revision > ?", (kb, loaded.revision)
+                )
+                # deletions first: a chunk deleted and then added again must end up present
+                loaded.index.delete([r[0] for r in gone])
+                loaded.index.add(self._rows(kb, " AND revision > ?", (loaded.revision,)))
+                loaded.revision = revision
             self._loaded[kb] = loaded
-            return loaded
+            return loaded.index
+
+    def _rows(self, kb: str, condition: str, args: tuple[int, ...]) -> Iterator[Row]:
+        cursor = self._db.execute(
+            "SELECT chunk_id, doc_id, terms, metadata FROM keyword_terms WHERE kb = ?" + condition, (kb, *args)
+        )
+        for chunk_id, doc_id, terms, metadata in cursor:
+            self.rows_read += 1
+            yield chunk_id, doc_id, terms.split(TERM_SEPARATOR) if terms else [], metadata
 
 
 def _filterable(chunk: Chunk) -> dict:

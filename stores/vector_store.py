@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -17,6 +17,7 @@ from stores.metadata_filter import MetadataFilter, to_chroma_where
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}[A-Za-z0-9]|[A-Za-z0-9]")
 CHROMA_BATCH = 1000  # Chroma rejects very large single writes
+T = TypeVar("T")
 
 
 def collection_name(kb: str) -> str:
@@ -103,21 +104,38 @@ class ChromaVectorStore:
             self._collections[kb] = collection
         return collection
 
+    def _on_collection(self, kb: str, operation: Callable[[Any], T]) -> T:
+        """``operation(collection)``, again with a fresh handle if the cached one names a deleted collection.
+
+        Another process (an API worker sharing a Chroma server) may have deleted and recreated the KB:
+        the cached handle then points at a collection id that no longer exists.
+        """
+        from chromadb.errors import NotFoundError
+
+        try:
+            return operation(self._collection(kb))
+        except NotFoundError:
+            self._collections.pop(kb, None)
+            return operation(self._collection(kb))
+
     def add(self, kb: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        collection = self._collection(kb)
-        for start in range(0, len(chunks), CHROMA_BATCH):
-            batch = chunks[start : start + CHROMA_BATCH]
-            collection.upsert(
-                ids=[c.id for c in batch],
-                embeddings=vectors[start : start + CHROMA_BATCH],
-                documents=[c.text for c in batch],
-                metadatas=[chroma_metadata(c) for c in batch],
-            )
+
+        def upsert(collection: Any) -> None:  # idempotent, so a retry after a stale handle is safe
+            for start in range(0, len(chunks), CHROMA_BATCH):
+                batch = chunks[start : start + CHROMA_BATCH]
+                collection.upsert(
+                    ids=[c.id for c in batch],
+                    embeddings=vectors[start : start + CHROMA_BATCH],
+                    documents=[c.text for c in batch],
+                    metadatas=[chroma_metadata(c) for c in batch],
+                )
+
+        self._on_collection(kb, upsert)
 
     def delete_document(self, kb: str, doc_id: str) -> None:
-        self._collection(kb).delete(where={"doc_id": doc_id})
+        self._on_collection(kb, lambda collection: collection.delete(where={"doc_id": doc_id}))
 
     def delete_kb(self, kb: str) -> None:
         self._collections.pop(kb, None)
@@ -132,24 +150,31 @@ class ChromaVectorStore:
         self._client.heartbeat()
 
     def count(self, kb: str) -> int:
-        return self._collection(kb).count()
+        return self._on_collection(kb, lambda collection: collection.count())
 
     def ids(self, kb: str, doc_id: str | None = None) -> set[str]:
         where = {"doc_id": doc_id} if doc_id else None
-        return set(self._collection(kb).get(where=where, include=[])["ids"])
+        return set(self._on_collection(kb, lambda collection: collection.get(where=where, include=[]))["ids"])
 
     def query(self, kb: str, vector: np.ndarray, k: int, where: MetadataFilter | None = None) -> list[Hit]:
         """The ``k`` nearest chunks; ``score`` and ``scores["dense"]`` are cosine similarity."""
-        collection = self._collection(kb)
-        total = collection.count()
-        if total == 0 or k < 1:
+        if k < 1:
             return []
-        result = collection.query(
-            query_embeddings=[vector],
-            n_results=min(k, total),
-            where=to_chroma_where(where),
-            include=["documents", "metadatas", "distances"],
-        )
+
+        def nearest(collection: Any) -> dict[str, Any] | None:
+            total = collection.count()
+            if total == 0:
+                return None
+            return collection.query(
+                query_embeddings=[vector],
+                n_results=min(k, total),
+                where=to_chroma_where(where),
+                include=["documents", "metadatas", "distances"],
+            )
+
+        result = self._on_collection(kb, nearest)
+        if result is None:
+            return []
         hits = []
         for chunk_id, text, metadata, distance in zip(
             result["ids"][0],
@@ -166,7 +191,9 @@ class ChromaVectorStore:
         """Chunks by id (missing ids are simply absent)."""
         if not chunk_ids:
             return {}
-        result = self._collection(kb).get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        result = self._on_collection(
+            kb, lambda collection: collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        )
         return {
             chunk_id: chunk_from_chroma(chunk_id, text, metadata)
             for chunk_id, text, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)

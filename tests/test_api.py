@@ -344,6 +344,7 @@ def test_ask_streams_tokens_then_the_answer(uploaded: TestClient) -> None:
     response = ask(uploaded, "t", FLIGHTS, stream=True)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-accel-buffering"] == "no"  # a reverse proxy passes tokens on as they come
     events = sse_events(response)
     kinds = [kind for kind, _ in events]
     assert kinds[-1] == "answer" and set(kinds[:-1]) == {"token"} and len(kinds) >= 2

@@ -174,8 +174,10 @@ def test_kb_and_docs_list(cli: Invoke, ingested: Path) -> None:
     assert docs.exit_code == 0, docs.output
     rows = table_rows(docs.stdout)
     # Full ids and full paths, even when the paths are longer than the terminal is wide.
-    expected = {document_id("t", str((ingested / n).resolve())): str((ingested / n).resolve())
-                for n in ("travel.md", "security.md", "bridge.txt")}
+    expected = {
+        document_id("t", str((ingested / n).resolve())): str((ingested / n).resolve())
+        for n in ("travel.md", "security.md", "bridge.txt")
+    }
     assert {doc_id: source for doc_id, source, _, _ in rows} == expected
     assert all(status == "ready" and int(chunks) >= 1 for _, _, chunks, status in rows)
 
@@ -276,12 +278,17 @@ def _rag_script() -> str:
 @pytest.mark.slow
 def test_the_installed_console_script(tmp_path: Path, corpus: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env |= {"RAG_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "COLUMNS": "200"}
+    env |= {
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "COLUMNS": "200",
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([_rag_script(), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
+        return subprocess.run(
+            [_rag_script(), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
 
     ingest = run("ingest", str(corpus), "--kb", "t")
     assert ingest.returncode == 0, ingest.stderr
@@ -292,3 +299,17 @@ def test_the_installed_console_script(tmp_path: Path, corpus: Path) -> None:
     assert "Economy" in ask.stdout
     assert listed_files(ask.stdout, "Sources") == ["travel.md"]
     assert (tmp_path / "data" / "catalog.sqlite").is_file()
+
+
+def test_serve_refuses_several_workers_over_embedded_chroma(cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    started: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(kwargs))
+    monkeypatch.delenv("RAG_CHROMA_URL", raising=False)
+    result = cli("serve", "--workers", "4")
+    assert result.exit_code != 0 and "need a Chroma server" in flat(result.stderr) and not started
+
+    monkeypatch.setenv("RAG_CHROMA_URL", "http://127.0.0.1:8002")
+    assert cli("serve", "--workers", "4").exit_code == 0
+    assert started[-1]["workers"] == 4 and started[-1]["factory"] is True

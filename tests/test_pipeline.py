@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.loaders import load_all
+from rag import knowledge_base
 from rag.engine import Engine
 from rag.knowledge_base import KnowledgeBaseError, document_id
 from rag.prompts import REFUSAL
@@ -61,6 +63,42 @@ def test_unchanged_reingest_touches_nothing(engine: Engine, corpus: Path) -> Non
     second = ingest(engine, corpus)
     assert len(second.unchanged) == 3 and not second.added and not second.updated and second.chunks == 0
     assert {d.doc_id: d.ingested_at for d in engine.knowledge_bases.documents("t")} == before
+
+
+def test_unchanged_files_are_skipped_by_hash_before_parsing(
+    engine: Engine, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(engine, corpus)
+    parsed: list[Path] = []
+    monkeypatch.setattr(knowledge_base, "load_all", lambda path: parsed.append(path) or load_all(path))
+    (corpus / "bridge.txt").write_text("The Meridian Bridge was painted red in 1990.", encoding="utf-8")
+    report = ingest(engine, corpus)
+    assert parsed == [corpus / "bridge.txt"] and len(report.unchanged) == 2
+    assert engine.knowledge_bases.ingest_file("t", corpus / "travel.md") == "unchanged"  # one file, as uploads come
+    assert parsed == [corpus / "bridge.txt"]
+
+
+def test_file_changed_while_read_ahead_is_still_indexed(
+    engine: Engine, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read-ahead thread skips parsing a file the catalog holds unchanged; if another writer
+    changes the catalog before the file's turn, it is parsed then, not lost."""
+    ingest(engine, corpus)
+    bridge = str((corpus / "bridge.txt").resolve())
+    catalog = engine.knowledge_bases.catalog
+    read = engine.knowledge_bases._read
+
+    def read_then_someone_else_writes(path: Path, source: str, ready: dict[str, str]):
+        result = read(path, source, ready)
+        if source == bridge:  # another process marks it pending (a crashed update) after our snapshot
+            record = catalog.document("t", document_id("t", bridge))
+            catalog.mark_pending("t", record.doc_id, record.source, record.title, record.size)
+        return result
+
+    monkeypatch.setattr(engine.knowledge_bases, "_read", read_then_someone_else_writes)
+    report = ingest(engine, corpus)
+    assert report.updated == [bridge] and len(report.unchanged) == 2
+    assert catalog.document("t", document_id("t", bridge)).status == "ready"
 
 
 def test_changed_file_replaces_its_old_chunks(engine: Engine, corpus: Path) -> None:

@@ -6,8 +6,6 @@ The server is started by the test, so the scale-out path is checked by the same 
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.soak import running_chroma
 from ingest.chunk import Chunk
 from rag.engine import Engine
 from rag.settings import Settings
@@ -27,31 +26,8 @@ CHROMA = shutil.which("chroma") or str(Path(__file__).resolve().parents[1] / ".v
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Chroma server over a temporary folder; its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    folder = tmp_path_factory.mktemp("chroma-server")
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        [CHROMA, "run", "--path", str(folder / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ChromaVectorStore(url=url).heartbeat()
-                break
-            except Exception:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"chroma run did not start: {(folder / 'server.log').read_text()}") from None
-                time.sleep(0.2)
+    with running_chroma(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(params=["embedded", "server"])
@@ -91,6 +67,28 @@ def test_add_query_get_and_delete(store: ChromaVectorStore, request: pytest.Fixt
     store.delete_kb(kb)
     assert store.count(kb) == 0
     store.delete_kb(kb)  # deleting what is gone is not an error
+
+
+def test_a_kb_deleted_and_recreated_by_another_process_is_found_again(
+    store: ChromaVectorStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Another API worker deletes and recreates a KB: this store's cached handle names a collection
+    that is gone, and every operation must find the new one instead of failing."""
+    other = ChromaVectorStore(path=tmp_path / "chroma") if request.node.callspec.id == "embedded" else None
+    other = other or ChromaVectorStore(url=request.getfixturevalue("chroma_server"))
+    kb = f"kb-recreated-{request.node.callspec.id}-{time.monotonic_ns()}"
+    store.add(kb, chunks("a", ["north"]), np.stack([unit(1, 0, 0)]))
+    assert store.count(kb) == 1  # the handle is cached now
+    other.delete_kb(kb)
+    other.add(kb, chunks("b", ["up"]), np.stack([unit(0, 0, 1)]))
+    assert store.count(kb) == 1 and store.ids(kb) == {"b:0"}
+    assert [h.chunk.id for h in store.query(kb, unit(0, 0, 1), k=1)] == ["b:0"]
+    assert set(store.get(kb, ["b:0"])) == {"b:0"}
+    other.delete_kb(kb)
+    store.add(kb, chunks("c", ["east"]), np.stack([unit(0, 1, 0)]))
+    store.delete_document(kb, "c")
+    assert other.count(kb) == 0
+    store.delete_kb(kb)
 
 
 def test_the_whole_pipeline_over_a_chroma_server(

@@ -30,8 +30,9 @@ TRAINING_TIME_MARKER = "[[训练时间]]"
 class StreamChatModel(Protocol):
     """What ChatGLM2's remote code provides: ``stream_chat`` yielding ``(response_so_far, history)``."""
 
-    def stream_chat(self, tokenizer: Any, query: str, history: list[tuple[str, str]] | None = None,
-                    **kwargs: Any) -> Iterator[tuple[str, list[tuple[str, str]]]]: ...
+    def stream_chat(
+        self, tokenizer: Any, query: str, history: list[tuple[str, str]] | None = None, **kwargs: Any
+    ) -> Iterator[tuple[str, list[tuple[str, str]]]]: ...
 
 
 class ChatGLMStreamChatLLM(LLM):
