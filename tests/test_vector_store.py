@@ -5,7 +5,6 @@ The server is started by the test, so the scale-out path is checked by the same 
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,6 @@ from rag.engine import Engine
 from rag.settings import Settings
 from stores import ChromaVectorStore, Embedder
 from tests.conftest import ENGLISH_HISTORY, ENGLISH_POLICY
-
-CHROMA = shutil.which("chroma") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "chroma")
 
 
 @pytest.fixture(scope="module")
