@@ -14,6 +14,7 @@ import numpy as np
 from ingest.chunk import Chunk
 from stores.hit import Hit
 from stores.metadata_filter import MetadataFilter, to_chroma_where
+from stores.write_lock import WriteLock
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}[A-Za-z0-9]|[A-Za-z0-9]")
 CHROMA_BATCH = 1000  # Chroma rejects very large single writes
@@ -89,7 +90,10 @@ class ChromaVectorStore:
             )
         else:
             Path(path).mkdir(parents=True, exist_ok=True)
-            self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+            # Opening runs Chroma's SQLite migrations; processes starting at once (several `rag ingest`)
+            # would otherwise meet "database is locked" and fail, so they open it in turn.
+            with WriteLock(Path(path) / "open.lock", timeout=120):
+                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         self._collections: dict[str, Any] = {}
 
     def _collection(self, kb: str):
