@@ -206,7 +206,7 @@ def timed_parts(retriever: HybridRetriever, watch: Stopwatch) -> HybridRetriever
         watch.wrap(retriever.embedder, "query embedding", ["embed_query"]),
         watch.wrap(retriever.vectors, "chroma query + get", ["query", "get"]),
         watch.wrap(retriever.keywords, "bm25 search", ["search"]),
-        watch.wrap(retriever.catalog, "catalog ready", ["ready_doc_ids"]),
+        watch.wrap(retriever.catalog, "catalog ready", ["ready_chunk_counts"]),
         retriever.candidates,
     )
 

@@ -173,8 +173,7 @@ class KnowledgeBases:
         with self.writing:
             if self.catalog.document(kb, doc_id) is None:
                 return False
-            self.vectors.delete_document(kb, doc_id)
-            self.keywords.delete_document(kb, doc_id)
+            self._delete_chunks(kb, doc_id)
             return self.catalog.remove_document(kb, doc_id)
 
     def ingest(
@@ -312,8 +311,7 @@ class KnowledgeBases:
             # knows (it is written first and cleared last), so a new document has none to replace.
             self.catalog.mark_pending(kb, doc_id, document.source, document.title, len(document.text.encode()))
             if known:
-                self.vectors.delete_document(kb, doc_id)
-                self.keywords.delete_document(kb, doc_id)
+                self._delete_chunks(kb, doc_id)
         self.vectors.add(kb, all_chunks, vectors)
         self.keywords.add(kb, all_chunks)
         for doc_id, document, sha, known, chunks in split:
@@ -419,6 +417,15 @@ class KnowledgeBases:
             report.removed.append(record.source)
         return len(gone)
 
+    def _delete_chunks(self, kb: str, doc_id: str) -> None:
+        """Drop a document's chunks from Chroma and the keyword index (the catalog entry is the caller's).
+
+        The keyword index (SQLite, always current) names the chunks Chroma was given, so Chroma deletes
+        them by id and does not depend on its own metadata being up to date.
+        """
+        self.vectors.delete_document(kb, doc_id, self.keywords.ids(kb, doc_id))
+        self.keywords.delete_document(kb, doc_id)
+
     def _index(self, kb: str, doc_id: str, document: LoadedDocument, sha: str, size: int) -> int:
         """Replace the document's chunks, embedding and writing them :data:`INDEX_BATCH` at a time."""
         chunks = self.splitter.iter_chunks(document, doc_id)
@@ -428,8 +435,7 @@ class KnowledgeBases:
         vectors = self.embedder.embed([c.text for c in batch])
         # Pending first: until mark_ready the document is not served and the next ingest redoes it.
         self.catalog.mark_pending(kb, doc_id, document.source, document.title, size)
-        self.vectors.delete_document(kb, doc_id)
-        self.keywords.delete_document(kb, doc_id)
+        self._delete_chunks(kb, doc_id)
         count = 0
         while batch:
             self.vectors.add(kb, batch, vectors)

@@ -102,8 +102,12 @@ class HybridRetriever:
                 hit.scores["coverage"] = keyword_hit.coverage
                 hit.relevance = max(hit.relevance, keyword_hit.coverage)
 
-        ready = self.catalog.ready_doc_ids(kb, {h.chunk.doc_id for h in fused.values()})
-        hits = [h for h in fused.values() if h.chunk.doc_id in ready and matches(_meta(h), filters)]
+        # A chunk is served only if its document is ready and it belongs to the current version: a chunk
+        # numbered past the version's count is a leftover the store did not drop yet, never an answer.
+        ready = self.catalog.ready_chunk_counts(kb, {h.chunk.doc_id for h in fused.values()})
+        hits = [
+            h for h in fused.values() if h.chunk.index < ready.get(h.chunk.doc_id, 0) and matches(_meta(h), filters)
+        ]
         if named:
             holding = {h.chunk_id for h in exact_hits}
             terms = frozenset(i.term for i in named)

@@ -134,12 +134,16 @@ class Catalog:
 
     def ready_doc_ids(self, kb: str, among: set[str]) -> set[str]:
         """Which of ``among`` are ready documents of ``kb`` (asked per query: only the hits' documents)."""
+        return set(self.ready_chunk_counts(kb, among))
+
+    def ready_chunk_counts(self, kb: str, among: set[str]) -> dict[str, int]:
+        """The ready documents of ``kb`` among ``among``, with their current chunk counts."""
         if not among:
-            return set()
+            return {}
         marks = ",".join("?" * len(among))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT doc_id FROM documents WHERE kb = ? AND status = ? AND doc_id IN ({marks})",
+                f"SELECT doc_id, chunk_count FROM documents WHERE kb = ? AND status = ? AND doc_id IN ({marks})",
                 (kb, READY, *among),
             )
-            return {row[0] for row in rows}
+            return {row[0]: row[1] for row in rows}

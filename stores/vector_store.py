@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -138,8 +138,19 @@ class ChromaVectorStore:
 
         self._on_collection(kb, upsert)
 
-    def delete_document(self, kb: str, doc_id: str) -> None:
-        self._on_collection(kb, lambda collection: collection.delete(where={"doc_id": doc_id}))
+    def delete_document(self, kb: str, doc_id: str, chunk_ids: Collection[str] = ()) -> None:
+        """Remove a document's chunks: ``chunk_ids`` (those the caller knows of) by id, then any other by filter.
+
+        By id first because a filter is evaluated on Chroma's indexed metadata, which a Chroma server
+        may not have brought up to date with the latest writes yet; ids are exact.
+        """
+
+        def delete(collection: Any) -> None:
+            if chunk_ids:
+                collection.delete(ids=list(chunk_ids))
+            collection.delete(where={"doc_id": doc_id})
+
+        self._on_collection(kb, delete)
 
     def delete_kb(self, kb: str) -> None:
         self._collections.pop(kb, None)

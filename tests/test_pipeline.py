@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.chunk import Chunk
 from ingest.loaders import load_all
 from rag import knowledge_base
 from rag.engine import Engine
@@ -115,6 +116,21 @@ def test_changed_file_replaces_its_old_chunks(engine: Engine, corpus: Path) -> N
     hits = engine.retriever.run("t", "Agnes Holloway engineer railway tracks", 5).hits
     assert all("Holloway" not in h.chunk.text for h in hits)
     assert "demolished" in engine.answerer.run("t", "What happened to the Meridian Bridge?").answer
+
+
+def test_a_leftover_chunk_of_an_older_version_is_never_served(engine: Engine, corpus: Path) -> None:
+    """If a store missed a delete, a chunk numbered past the current version's count stays unserved."""
+    ingest(engine, corpus)
+    doc_id = document_id("t", str((corpus / "bridge.txt").resolve()))
+    count = engine.knowledge_bases.catalog.document("t", doc_id).chunk_count
+    text = "The Meridian Bridge was sold for scrap to Quillon Metals."
+    stray = Chunk(Chunk.make_id(doc_id, count), doc_id, count, text, 0, len(text), {"source": "bridge.txt"})
+    engine.vectors.add("t", [stray], engine.embedder.embed([text]))
+    engine.keywords.add("t", [stray])
+    hits = engine.retriever.run("t", "Quillon Metals scrap", 10).hits
+    assert hits and all(h.chunk.id != stray.id for h in hits)
+    engine.knowledge_bases.delete_document("t", doc_id)  # and a delete removes it, by id
+    assert engine.vectors.ids("t", doc_id) == set()
 
 
 def test_deleted_document_is_gone_from_answers(engine: Engine, corpus: Path) -> None:

@@ -59,7 +59,8 @@ def test_add_query_get_and_delete(store: ChromaVectorStore, request: pytest.Fixt
     assert [h.chunk.id for h in store.query(kb, unit(1, 0, 0), k=3, where={"page": {"$gte": 2}})] == ["b:0"]
     assert set(store.get(kb, ["a:1", "b:0", "missing"])) == {"a:1", "b:0"}
 
-    store.delete_document(kb, "a")
+    store.add(kb, chunks("x", ["stale"]), np.stack([unit(1, 1, 0)]))  # a chunk whose metadata names another doc
+    store.delete_document(kb, "a", ["x:0"])  # ids are deleted whatever the metadata says
     assert store.ids(kb) == {"b:0"}
     store.delete_kb(kb)
     assert store.count(kb) == 0
