@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -66,8 +67,18 @@ def document_text(client: int, name: int, version: int) -> str:
     filler = " ".join(rng.choice(WORDS) for _ in range(60))
     return (
         f"Report {client}-{name} version {version}.\n\n"
-        f"The code of report {client}-{name} is K{client}X{name}V{version}.\n\n{filler}.\n"
+        f"The code of report {client}-{name} is {code(client, name, version)}.\n\n{filler}.\n"
     )
+
+
+def code(client: int, name: int, version: int) -> str:
+    """The code a document version states; :func:`quotes` finds it whole."""
+    return f"K{client}X{name}V{version}"
+
+
+def quotes(text: str, code: str) -> bool:
+    """Whether ``text`` holds ``code`` as a whole word: K6X5V1 is not in K6X5V11."""
+    return re.search(rf"\b{re.escape(code)}\b", text) is not None
 
 
 class Client(threading.Thread):
@@ -145,7 +156,7 @@ class Client(threading.Thread):
                 self.tally.problem(f"ask cited {citation['source']}")
         latest = self.versions[name]
         for old in range(1, latest):  # this client's own upload returned: no worker may still serve the old one
-            if f"K{self.number}X{name}V{old}" in answer["answer"]:
+            if quotes(answer["answer"], code(self.number, name, old)):
                 self.tally.problem(f"c{self.number}-{name}.txt: the answer quoted version {old}, latest is {latest}")
 
     def search(self) -> None:
@@ -159,14 +170,14 @@ class Client(threading.Thread):
             if count != 1:
                 self.tally.problem(f"c{self.number}-{name}.txt accepted but listed {count} times")
                 continue
-            code = f"K{self.number}X{name}V{version}"
-            hits = self.http.post(f"/kbs/{self.kb}/search", json={"query": code, "top_k": 10}).json()["hits"]
-            if not any(code in h["snippet"] for h in hits):
-                self.tally.problem(f"c{self.number}-{name}.txt: version {version} ({code}) not found by search")
+            latest = code(self.number, name, version)
+            hits = self.http.post(f"/kbs/{self.kb}/search", json={"query": latest, "top_k": 10}).json()["hits"]
+            if not any(quotes(h["snippet"], latest) for h in hits):
+                self.tally.problem(f"c{self.number}-{name}.txt: version {version} ({latest}) not found by search")
             for old in range(1, version):
-                stale = f"K{self.number}X{name}V{old}"
+                stale = code(self.number, name, old)
                 hits = self.http.post(f"/kbs/{self.kb}/search", json={"query": stale, "top_k": 10}).json()["hits"]
-                if any(stale in h["snippet"] for h in hits):
+                if any(quotes(h["snippet"], stale) for h in hits):
                     self.tally.problem(f"c{self.number}-{name}.txt: replaced version {old} still found by search")
         for name in self.deleted:
             if f"c{self.number}-{name}.txt" in names:

@@ -198,6 +198,8 @@ class ChromaVectorStore:
             result["distances"][0],
             strict=True,
         ):
+            if metadata is None or text is None:  # deleted while the query ran: a server's index lags its records
+                continue
             similarity = 1.0 - float(distance)
             hits.append(Hit(chunk_from_chroma(chunk_id, text, metadata), similarity, scores={"dense": similarity}))
         return hits
@@ -212,4 +214,5 @@ class ChromaVectorStore:
         return {
             chunk_id: chunk_from_chroma(chunk_id, text, metadata)
             for chunk_id, text, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
+            if metadata is not None and text is not None
         }

@@ -112,3 +112,33 @@ def test_the_whole_pipeline_over_a_chroma_server(
     assert other.answerer.run("server-kb", "Which class is required for flights under six hours?").answerable
     engine.knowledge_bases.delete("server-kb")
     assert ChromaVectorStore(url=chroma_server).count("server-kb") == 0
+
+
+class LaggingServerCollection:
+    """Stands in for a Chroma server collection whose index still names a record deleted a moment ago:
+    the id comes back with no document and no metadata (seen under load; not reproducible on demand)."""
+
+    def count(self) -> int:
+        return 2
+
+    def query(self, **_: object) -> dict:
+        return {
+            "ids": [["gone:0", "a:0"]],
+            "documents": [[None, "north"]],
+            "metadatas": [[None, {"doc_id": "a", "index": 0, "start": 0, "end": 5}]],
+            "distances": [[0.1, 0.2]],
+        }
+
+    def get(self, **_: object) -> dict:
+        return {
+            "ids": ["gone:0", "a:0"],
+            "documents": [None, "north"],
+            "metadatas": [None, {"doc_id": "a", "index": 0, "start": 0, "end": 5}],
+        }
+
+
+def test_records_deleted_while_a_query_runs_are_skipped(tmp_path: Path) -> None:
+    store = ChromaVectorStore(path=tmp_path / "chroma")
+    store._collections["kb"] = LaggingServerCollection()
+    assert [h.chunk.id for h in store.query("kb", unit(1, 0, 0), k=2)] == ["a:0"]
+    assert list(store.get("kb", ["gone:0", "a:0"])) == ["a:0"]
