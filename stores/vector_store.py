@@ -141,8 +141,8 @@ class ChromaVectorStore:
     def delete_document(self, kb: str, doc_id: str, chunk_ids: Collection[str] = ()) -> None:
         """Remove a document's chunks: ``chunk_ids`` (those the caller knows of) by id, then any other by filter.
 
-        By id first because a filter is evaluated on Chroma's indexed metadata, which a Chroma server
-        may not have brought up to date with the latest writes yet; ids are exact.
+        Ids are exact; the filter, which depends on the store's metadata being current, catches the rest
+        (chunks of a write that crashed before the caller recorded them).
         """
 
         def delete(collection: Any) -> None:
