@@ -104,6 +104,7 @@ class Engine:
             self.splitter,
             max_file_bytes=int(self.settings.max_file_mb * 2**20),
             write_lock=WriteLock(self.settings.data_dir / "write.lock"),
+            share_template_vectors=self.settings.share_template_vectors,
         )
 
     @cached_property

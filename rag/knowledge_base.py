@@ -7,17 +7,21 @@ import hashlib
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
+from ingest.chunk import Chunk
 from ingest.document import LoadedDocument, LoadError, Section
 from ingest.files import file_sha256, iter_files
 from ingest.loaders import available_extensions, load_all
 from ingest.splitter import ChineseRecursiveSplitter
 from stores import Catalog, ChromaVectorStore, DocumentRecord, Embedder, KeywordIndex, KnowledgeBaseRecord
+from stores.text_analysis import language_of, template_key
 from stores.write_lock import WriteLock
 from stores.write_lock import WriteLockTimeout as WriteLockTimeout  # raised by every write; re-exported for the faces
 
@@ -26,6 +30,9 @@ KB_NAME = re.compile(r"[^\x00-\x1f/\\:*?\"<>|]{1,64}")
 INDEX_BATCH = 512
 PART_MARK = "#"
 READ_AHEAD = 2  # files hashed and parsed ahead of the one being embedded: bounded memory
+# Files of one document shorter than this are indexed together, up to this many characters at a time:
+# a Chroma write costs tens of milliseconds whatever its size, and hundreds of small files add up.
+SMALL_FILES_CHARS = 100_000
 
 
 class KnowledgeBaseError(ValueError):
@@ -102,6 +109,25 @@ class ReadFile:
     documents: list[LoadedDocument] | None = None
     error: str | None = None
 
+    @property
+    def small_document(self) -> LoadedDocument | None:
+        """The file's one document, if it is short enough to be indexed with others (``_ingest_small``)."""
+        if self.error is not None or self.documents is None or len(self.documents) != 1:
+            return None
+        document = self.documents[0]
+        return document if not document.part and len(document.text) < SMALL_FILES_CHARS else None
+
+
+@dataclass(slots=True)
+class Pending:
+    """A document to index: its id, text, content hash, whether the catalog knows it, and its size in bytes."""
+
+    doc_id: str
+    document: LoadedDocument
+    sha256: str
+    known: bool
+    size: int
+
 
 class KnowledgeBases:
     """All knowledge bases under one data directory.
@@ -122,9 +148,16 @@ class KnowledgeBases:
         splitter: ChineseRecursiveSplitter,
         max_file_bytes: int = 200 * 2**20,
         write_lock: WriteLock | None = None,
+        share_template_vectors: bool = True,
     ) -> None:
         """``write_lock`` (on the data directory) is held for each change, so that several processes
-        writing the same stores take turns file by file instead of interleaving."""
+        writing the same stores take turns file by file (small files a group at a time) instead of
+        interleaving.
+
+        Which chunks get a vector (see :meth:`_plan_vectors`): those in a language the embedder reads
+        and, with ``share_template_vectors``, only the first of the chunks in a knowledge base that
+        differ from each other only in numbers and hex ids (log lines of one template, an advisory
+        feed's boilerplate). The others are found by keywords alone."""
         if max_file_bytes < 1:
             raise ValueError("max_file_bytes must be positive")
         self.writing: contextlib.AbstractContextManager[object] = write_lock or contextlib.nullcontext()
@@ -134,6 +167,7 @@ class KnowledgeBases:
         self.embedder = embedder
         self.splitter = splitter
         self.max_file_bytes = max_file_bytes
+        self.share_template_vectors = share_template_vectors
 
     # Knowledge bases
 
@@ -211,14 +245,25 @@ class KnowledgeBases:
 
             for _ in range(READ_AHEAD):
                 read_next()
+            small: list[ReadFile] = []  # small files are indexed together: each write has a fixed cost
+            small_chars = 0
             while ahead:
                 read = ahead.popleft().result()
                 read_next()
                 seen.add(read.source)
+                document = read.small_document
+                if document is not None:
+                    small.append(read)
+                    small_chars += len(document.text)
+                    if small_chars >= SMALL_FILES_CHARS:
+                        self._ingest_small(kb, small, report, progress)
+                        small, small_chars = [], 0
+                    continue
                 with self.writing:
                     outcome = self._ingest_read(kb, read, report)
                 if progress:
                     progress(read.source, outcome)
+            self._ingest_small(kb, small, report, progress)
         for folder in (p.resolve() for p in paths if p.is_dir()):
             for record in self.catalog.documents(kb):
                 gone = record.source not in seen and record.source.rpartition(PART_MARK)[0] not in seen
@@ -246,7 +291,7 @@ class KnowledgeBases:
             existing = self.catalog.document(kb, doc_id)
             if existing and existing.status == "ready" and existing.sha256 == sha:
                 return doc_id, "unchanged"
-            self._index(kb, doc_id, document, sha, len(data))
+            self._index(kb, doc_id, document, sha, len(data), known=existing is not None)
         return doc_id, "updated" if existing else "added"
 
     def add_documents(
@@ -268,7 +313,7 @@ class KnowledgeBases:
         self.catalog.create_kb(kb)
         known = {record.doc_id: record for record in self.catalog.documents(kb)}
         report = IngestReport()
-        todo: list[tuple[str, LoadedDocument, str, bool]] = []
+        todo: list[Pending] = []
         seen: set[str] = set()
         for document in documents:
             doc_id = document_id(kb, document.source)
@@ -282,44 +327,44 @@ class KnowledgeBases:
                 if progress:
                     progress(document.source, "unchanged")
                 continue
-            todo.append((doc_id, document, sha, record is not None))
+            todo.append(Pending(doc_id, document, sha, record is not None, len(document.text.encode())))
         for start in range(0, len(todo), batch_size):
             with self.writing:
                 self._index_batch(kb, todo[start : start + batch_size], report, progress)
         return report
 
     def _index_batch(
-        self,
-        kb: str,
-        batch: list[tuple[str, LoadedDocument, str, bool]],
-        report: IngestReport,
-        progress: ProgressCallback | None,
+        self, kb: str, batch: list[Pending], report: IngestReport, progress: ProgressCallback | None
     ) -> None:
+        """Index several documents in one go: one embed call and one write to each store for all."""
         split = []
-        for doc_id, document, sha, known in batch:
-            chunks = self.splitter.split_document(document, doc_id)
+        for pending in batch:
+            chunks = self.splitter.split_document(pending.document, pending.doc_id)
             if chunks:
-                split.append((doc_id, document, sha, known, chunks))
+                split.append((pending, chunks))
             else:
-                report.failed.append((document.source, "no text found in the document"))
-        all_chunks = [chunk for *_, chunks in split for chunk in chunks]
+                report.failed.append((pending.document.source, "no text found in the document"))
+                if progress:
+                    progress(pending.document.source, "failed")
+        all_chunks = [chunk for _, chunks in split for chunk in chunks]
         if not all_chunks:
             return
-        vectors = self.embedder.embed([c.text for c in all_chunks])
-        for doc_id, document, _, known, _ in split:
+        given: set[str] = set()
+        plan = self._plan_vectors(kb, all_chunks, {p.doc_id for p, _ in split}, given)
+        for pending, _ in split:
             # Pending first, as in _index. The stores only hold chunks of documents the catalog
             # knows (it is written first and cleared last), so a new document has none to replace.
-            self.catalog.mark_pending(kb, doc_id, document.source, document.title, len(document.text.encode()))
-            if known:
-                self._delete_chunks(kb, doc_id)
-        self.vectors.add(kb, all_chunks, vectors)
-        self.keywords.add(kb, all_chunks)
-        for doc_id, document, sha, known, chunks in split:
-            self.catalog.mark_ready(kb, doc_id, sha, len(chunks))
-            (report.updated if known else report.added).append(document.source)
+            document = pending.document
+            self.catalog.mark_pending(kb, pending.doc_id, document.source, document.title, pending.size)
+            if pending.known:
+                self._delete_chunks(kb, pending.doc_id, keep=given)
+        self._store(kb, plan)
+        for pending, chunks in split:
+            self.catalog.mark_ready(kb, pending.doc_id, pending.sha256, len(chunks))
+            (report.updated if pending.known else report.added).append(pending.document.source)
             report.chunks += len(chunks)
             if progress:
-                progress(document.source, "updated" if known else "added")
+                progress(pending.document.source, "updated" if pending.known else "added")
 
     def ingest_file(self, kb: str, path: Path, source: str | None = None, report: IngestReport | None = None) -> str:
         """Ingest one file as the document ``source`` (default: its own path); returns the outcome.
@@ -358,6 +403,30 @@ class KnowledgeBases:
             return ReadFile(path, source, error=error.reason if isinstance(error, LoadError) else str(error))
         return ReadFile(path, source, size, sha, documents)
 
+    def _ingest_small(
+        self, kb: str, reads: list[ReadFile], report: IngestReport, progress: ProgressCallback | None
+    ) -> None:
+        """Index small one-document files read by :meth:`_read` together, as :meth:`add_documents` does."""
+        if not reads:
+            return
+        with self.writing:
+            todo: list[Pending] = []
+            for read in reads:
+                doc_id = document_id(kb, read.source)
+                existing = self.catalog.document(kb, doc_id)
+                if existing and existing.status == "ready" and existing.sha256 == read.sha256:
+                    report.unchanged.append(read.source)
+                    if progress:
+                        progress(read.source, "unchanged")
+                    continue
+                document = read.small_document
+                assert document is not None  # only such reads are passed in
+                document.source = read.source
+                todo.append(Pending(doc_id, document, read.sha256, existing is not None, read.size))
+            self._index_batch(kb, todo, report, progress)
+            for read in reads:
+                self._remove_parts(kb, read.source, set(), report)  # the file used to hold several documents
+
     def _ingest_read(self, kb: str, read: ReadFile, report: IngestReport) -> str:
         """Index a file read by :meth:`_read`; the caller holds the write lock."""
         source = read.source
@@ -376,7 +445,7 @@ class KnowledgeBases:
                 return self._ingest_parts(kb, source, documents, report)
             document = documents[0]
             document.source = source
-            report.chunks += self._index(kb, doc_id, document, read.sha256, read.size)
+            report.chunks += self._index(kb, doc_id, document, read.sha256, read.size, known=existing is not None)
             self._remove_parts(kb, source, set(), report)  # the file used to hold several documents
         except (LoadError, OSError) as error:
             reason = error.reason if isinstance(error, LoadError) else str(error)
@@ -417,32 +486,96 @@ class KnowledgeBases:
             report.removed.append(record.source)
         return len(gone)
 
-    def _delete_chunks(self, kb: str, doc_id: str) -> None:
+    def _delete_chunks(self, kb: str, doc_id: str, keep: Collection[str] = ()) -> None:
         """Drop a document's chunks from Chroma and the keyword index (the catalog entry is the caller's).
 
-        The keyword index (SQLite, always current) names the chunks Chroma was given, so Chroma deletes
-        them by id and does not depend on its own metadata being up to date.
+        A vector the document's chunk held for a template that other documents' chunks share passes to
+        one of them first, so the template stays findable by meaning; not for the templates in ``keep``,
+        which the document's next version holds a vector for. The keyword index (SQLite, always
+        current) names the chunks, so Chroma deletes them by id and does not depend on its own
+        metadata being up to date.
         """
+        heirs: dict[str, tuple[Chunk, np.ndarray]] = {}
+        passing = self.keywords.heirs(kb, doc_id, keep)
+        if passing:
+            held = self.vectors.vectors(kb, [holder for holder, _ in passing])
+            for holder, heir in passing:
+                if holder in held:
+                    heirs.setdefault(heir.id, (heir, held[holder]))
+        if heirs:
+            self.vectors.add(kb, [heir for heir, _ in heirs.values()], np.stack([v for _, v in heirs.values()]))
+            self.keywords.mark_dense(kb, list(heirs))
         self.vectors.delete_document(kb, doc_id, self.keywords.ids(kb, doc_id))
         self.keywords.delete_document(kb, doc_id)
 
-    def _index(self, kb: str, doc_id: str, document: LoadedDocument, sha: str, size: int) -> int:
-        """Replace the document's chunks, embedding and writing them :data:`INDEX_BATCH` at a time."""
+    def _index(self, kb: str, doc_id: str, document: LoadedDocument, sha: str, size: int, known: bool) -> int:
+        """Replace the document's chunks, embedding and writing them :data:`INDEX_BATCH` at a time.
+
+        ``known``: the catalog has a record of the document. Without one the stores hold none of its
+        chunks (the record is written before any chunk), so there is nothing to delete.
+        """
         chunks = self.splitter.iter_chunks(document, doc_id)
         batch = list(islice(chunks, INDEX_BATCH))
         if not batch:
             raise LoadError(document.source, "no text found in the document")
-        vectors = self.embedder.embed([c.text for c in batch])
+        given: set[str] = set()
+        plan = self._plan_vectors(kb, batch, {doc_id}, given)
         # Pending first: until mark_ready the document is not served and the next ingest redoes it.
         self.catalog.mark_pending(kb, doc_id, document.source, document.title, size)
-        self._delete_chunks(kb, doc_id)
+        if known:
+            self._delete_chunks(kb, doc_id, keep=given)
         count = 0
         while batch:
-            self.vectors.add(kb, batch, vectors)
-            self.keywords.add(kb, batch)
+            self._store(kb, plan)
             count += len(batch)
             batch = list(islice(chunks, INDEX_BATCH))
             if batch:
-                vectors = self.embedder.embed([c.text for c in batch])
+                plan = self._plan_vectors(kb, batch, {doc_id}, given)
         self.catalog.mark_ready(kb, doc_id, sha, count)
         return count
+
+    def _plan_vectors(
+        self, kb: str, chunks: Sequence[Chunk], replacing: Collection[str], given: set[str]
+    ) -> VectorPlan:
+        """Choose the chunks that get a vector, and embed them.
+
+        A chunk gets one when the embedder reads its language (MiniLM's vector of Chinese text is
+        noise; Chinese questions use keywords) and, with ``share_template_vectors``, when no chunk
+        with a vector stands for its template yet: neither in the KB outside the documents in
+        ``replacing`` (whose old chunks are about to go) nor earlier in this write (``given``, which
+        this updates). Chunks of one log template embed alike and crowd each other in the
+        nearest-neighbour graph; their numbers and ids are the keyword index's to tell apart.
+        """
+        templates = [template_key(c.text) if self.embedder.reads(language_of(c.text)) else None for c in chunks]
+        if self.share_template_vectors:
+            taken = given | self.keywords.templates_with_vectors(kb, {t for t in templates if t} - given, replacing)
+            dense = []
+            for template in templates:
+                first = template is not None and template not in taken
+                dense.append(first)
+                if first:
+                    taken.add(template)
+                    given.add(template)
+        else:
+            dense = [t is not None for t in templates]
+            given.update(t for t in templates if t)
+        chosen = [c.text for c, has_vector in zip(chunks, dense, strict=True) if has_vector]
+        vectors = self.embedder.embed(chosen) if chosen else None
+        return VectorPlan(list(chunks), templates, dense, vectors)
+
+    def _store(self, kb: str, plan: VectorPlan) -> None:
+        """Write planned chunks: the vectors to Chroma, every chunk to the keyword index."""
+        if plan.vectors is not None:
+            self.vectors.add(kb, [c for c, d in zip(plan.chunks, plan.dense, strict=True) if d], plan.vectors)
+        self.keywords.add(kb, plan.chunks, plan.templates, plan.dense)
+
+
+@dataclass(slots=True)
+class VectorPlan:
+    """Chunks about to be written, the template key of each (None: a language the embedder cannot read),
+    whether each gets a vector, and the vectors of those that do, in order."""
+
+    chunks: list[Chunk]
+    templates: list[str | None]
+    dense: list[bool]
+    vectors: np.ndarray | None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ingest.chunk import Chunk
 from stores import Catalog, ChromaVectorStore, Embedder, Hit, KeywordIndex
 from stores.metadata_filter import MetadataFilter, matches, validate_filter
 from stores.text_analysis import identifiers, language_of
@@ -86,7 +87,7 @@ class HybridRetriever:
             hit.relevance = max(0.0, hit.scores["dense"])
             fused[hit.chunk.id] = hit
         missing = [h.chunk_id for h in keyword_hits + exact_hits if h.chunk_id not in fused]
-        chunks = self.vectors.get(kb, list(dict.fromkeys(missing)))
+        chunks = fetch_chunks(self.vectors, self.keywords, kb, list(dict.fromkeys(missing)))
         for hits, fuse in ((keyword_hits, True), (exact_hits, False)):
             for rank, keyword_hit in enumerate(hits):
                 hit = fused.get(keyword_hit.chunk_id)
@@ -124,6 +125,15 @@ class HybridRetriever:
             key=lambda h: (h.scores.get("identifiers", 0), h.scores.get("exact", 0), h.score, h.relevance), reverse=True
         )
         return Retrieval(hits[:top_k], language, use_dense)
+
+
+def fetch_chunks(vectors: ChromaVectorStore, keywords: KeywordIndex, kb: str, chunk_ids: list[str]) -> dict[str, Chunk]:
+    """Chunks by id: from Chroma, and from the keyword index those that have no vector."""
+    found = vectors.get(kb, chunk_ids)
+    rest = [i for i in chunk_ids if i not in found]
+    if rest:
+        found.update(keywords.chunks(kb, rest))
+    return found
 
 
 def _meta(hit: Hit) -> dict:

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         None, description="Languages the embedder reads; unset = known for the model, else both."
     )
 
+    share_template_vectors: bool = Field(
+        True,
+        description="Embed one chunk of those that differ only in numbers and hex ids (log lines of one template);"
+        " keywords find the rest.",
+    )
+
     chunk_size: int = Field(500, ge=50, description="Chunk size, in chunk_unit.")
     chunk_overlap: int = Field(80, ge=0)
     chunk_unit: Literal["chars", "tokens"] = "chars"

@@ -1,5 +1,9 @@
 """BM25 keyword search per knowledge base: terms persisted in SQLite, postings in memory.
 
+The keyword index holds every chunk; Chroma holds those with a vector. A chunk without one (in a
+language the embedder cannot read, or repeating the template of a chunk that has one) is kept here
+whole, with its text, and marks which template it shares (see :meth:`KeywordIndex.add`).
+
 Every write stamps its rows with the KB's next revision, and deletions are logged with theirs, so a
 process (each API worker holds its own index) catches up by reading only what changed since the
 revision it has loaded; see :mod:`stores.bm25_segments` for the in-memory side.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from stores.bm25_segments import Row, SegmentedBM25
 from stores.metadata_filter import MetadataFilter, matches
 from stores.sqlite import connect
 from stores.text_analysis import analyze
+from stores.vector_store import chroma_metadata, chunk_from_chroma
 
 TERM_SEPARATOR = "\t"  # terms never contain tabs: analyze() splits on whitespace
 
@@ -25,6 +30,7 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS keyword_terms (
         kb TEXT NOT NULL, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
         terms TEXT NOT NULL, metadata TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 0,
+        template TEXT, dense INTEGER NOT NULL DEFAULT 1, chunk TEXT,
         PRIMARY KEY (kb, chunk_id))""",
     "CREATE INDEX IF NOT EXISTS keyword_terms_doc ON keyword_terms (kb, doc_id)",
     # floor: the oldest revision the deletion log still covers; a process loaded below it reloads
@@ -34,8 +40,16 @@ SCHEMA = (
         kb TEXT NOT NULL, chunk_id TEXT NOT NULL, revision INTEGER NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS keyword_deletions_revision ON keyword_deletions (kb, revision)",
 )
-# Columns that databases written before the change feed lack: rows without one count as revision 0.
-ADDED_COLUMNS = (("keyword_terms", "revision"), ("keyword_revisions", "floor"))
+# Columns that older databases lack. Rows without a revision count as revision 0; rows written before
+# chunks could be keyword-only all have a vector (dense 1) and no template.
+ADDED_COLUMNS = (
+    ("keyword_terms", "revision", "INTEGER NOT NULL DEFAULT 0"),
+    ("keyword_revisions", "floor", "INTEGER NOT NULL DEFAULT 0"),
+    ("keyword_terms", "template", "TEXT"),
+    ("keyword_terms", "dense", "INTEGER NOT NULL DEFAULT 1"),
+    ("keyword_terms", "chunk", "TEXT"),
+)
+SQL_BATCH = 500  # ids per IN (...) list, well under SQLite's limit on bound variables
 
 
 @dataclass(slots=True)
@@ -88,19 +102,35 @@ class KeywordIndex:
             self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once must not both migrate
             for statement in SCHEMA:
                 self._db.execute(statement)
-            for table, column in ADDED_COLUMNS:
+            for table, column, declaration in ADDED_COLUMNS:
                 if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             self._db.execute("CREATE INDEX IF NOT EXISTS keyword_terms_revision ON keyword_terms (kb, revision)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS keyword_terms_template ON keyword_terms (kb, template)")
 
-    def add(self, kb: str, chunks: Sequence[Chunk]) -> None:
+    def add(
+        self,
+        kb: str,
+        chunks: Sequence[Chunk],
+        templates: Sequence[str | None] | None = None,
+        dense: Sequence[bool] | None = None,
+    ) -> None:
+        """Index ``chunks``. ``templates`` (from :func:`~stores.text_analysis.template_key`) and ``dense``
+        (whether Chroma holds the chunk's vector) go with them one for one; the defaults are no template
+        and all dense. A chunk that is not dense is stored whole, since only this index can return it.
+        """
+        templates = list(templates) if templates is not None else [None] * len(chunks)
+        dense = list(dense) if dense is not None else [True] * len(chunks)
+        if not len(templates) == len(dense) == len(chunks):
+            raise ValueError(f"{len(chunks)} chunks, {len(templates)} templates and {len(dense)} dense flags")
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             revision = self._bump(kb)
             # a replaced chunk id needs no deletion row: readers retire the old copy when the new row comes
             self._db.executemany(
-                "INSERT OR REPLACE INTO keyword_terms (kb, chunk_id, doc_id, terms, metadata, revision)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO keyword_terms"
+                " (kb, chunk_id, doc_id, terms, metadata, revision, template, dense, chunk)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         kb,
@@ -109,9 +139,79 @@ class KeywordIndex:
                         TERM_SEPARATOR.join(self.analyzer(c.text)),
                         json.dumps(_filterable(c)),
                         revision,
+                        template,
+                        int(has_vector),
+                        None if has_vector else json.dumps({"text": c.text, "metadata": chroma_metadata(c)}),
                     )
-                    for c in chunks
+                    for c, template, has_vector in zip(chunks, templates, dense, strict=True)
                 ],
+            )
+
+    def chunks(self, kb: str, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        """The chunks among ``chunk_ids`` that have no vector (Chroma returns the others), by id."""
+        found: dict[str, Chunk] = {}
+        with self._lock:
+            for start in range(0, len(chunk_ids), SQL_BATCH):
+                batch = list(chunk_ids[start : start + SQL_BATCH])
+                rows = self._db.execute(
+                    "SELECT chunk_id, chunk FROM keyword_terms WHERE kb = ? AND chunk IS NOT NULL"
+                    f" AND chunk_id IN ({','.join('?' * len(batch))})",
+                    (kb, *batch),
+                )
+                for chunk_id, stored in rows:
+                    record = json.loads(stored)
+                    found[chunk_id] = chunk_from_chroma(chunk_id, record["text"], record["metadata"])
+        return found
+
+    def templates_with_vectors(self, kb: str, templates: Collection[str], excluding: Collection[str] = ()) -> set[str]:
+        """Which of ``templates`` a chunk with a vector already stands for, outside the documents ``excluding``."""
+        wanted = list(templates)
+        skip = list(excluding)
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(wanted), SQL_BATCH):
+                batch = wanted[start : start + SQL_BATCH]
+                rows = self._db.execute(
+                    "SELECT DISTINCT template FROM keyword_terms WHERE kb = ? AND dense = 1"
+                    f" AND template IN ({','.join('?' * len(batch))})"
+                    f" AND doc_id NOT IN ({','.join('?' * len(skip))})",
+                    (kb, *batch, *skip),
+                )
+                found.update(row[0] for row in rows)
+        return found
+
+    def heirs(self, kb: str, doc_id: str, keep: Collection[str] = ()) -> list[tuple[str, Chunk]]:
+        """Before ``doc_id`` goes: for each of its chunks whose vector stands for a template that chunks
+        of other documents share, ``(that chunk's id, one such chunk)``: the heir to take over its vector.
+
+        Templates in ``keep`` are left out (the document's next version brings a vector of its own).
+        """
+        heirs: list[tuple[str, Chunk]] = []
+        with self._lock:
+            standing = self._db.execute(
+                "SELECT chunk_id, template FROM keyword_terms"
+                " WHERE kb = ? AND doc_id = ? AND dense = 1 AND template IS NOT NULL",
+                (kb, doc_id),
+            ).fetchall()
+            for chunk_id, template in standing:
+                if template in keep:
+                    continue
+                row = self._db.execute(
+                    "SELECT chunk_id, chunk FROM keyword_terms"
+                    " WHERE kb = ? AND template = ? AND dense = 0 AND doc_id != ? AND chunk IS NOT NULL LIMIT 1",
+                    (kb, template, doc_id),
+                ).fetchone()
+                if row is not None:
+                    record = json.loads(row[1])
+                    heirs.append((chunk_id, chunk_from_chroma(row[0], record["text"], record["metadata"])))
+        return heirs
+
+    def mark_dense(self, kb: str, chunk_ids: Sequence[str]) -> None:
+        """Record that Chroma now holds these chunks' vectors (heirs that took one over)."""
+        with self._lock, self._db:
+            self._db.executemany(
+                "UPDATE keyword_terms SET dense = 1, chunk = NULL WHERE kb = ? AND chunk_id = ?",
+                [(kb, chunk_id) for chunk_id in chunk_ids],
             )
 
     def delete_document(self, kb: str, doc_id: str) -> None:

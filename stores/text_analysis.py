@@ -8,6 +8,7 @@ so ``2001:0db8:0:0:0:0:0:1`` and ``2001:db8::1`` are one term).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import re
@@ -136,6 +137,25 @@ def is_chinese(text: str, threshold: float = 0.2) -> bool:
 def language_of(text: str) -> str:
     """The language rag-kb prompts and retrieves in for ``text``: "zh" for Chinese, else "en"."""
     return "zh" if is_chinese(text) else "en"
+
+
+# Runs of digits and hex words with a digit: the values a log template or a boilerplate paragraph is
+# filled with (times, ids, addresses, CVE numbers), as opposed to the words that say what happened.
+VARIABLE_PATTERN = re.compile(r"-?(?:0x[0-9a-f]+|\b[0-9a-f]*\d[0-9a-f]*\b|\d+)", re.IGNORECASE)
+
+
+def template_key(text: str) -> str:
+    """A short key shared by texts that differ only in numbers and hex ids.
+
+    ``PacketResponder 1 for block blk_388 terminating`` and ``PacketResponder 0 for block blk_-695
+    terminating`` get one key, so do two advisories' "Required action for CVE-…, due …" paragraphs;
+    texts that differ in any word do not.
+
+    >>> template_key("took 12 ms") == template_key("took 7 ms") != template_key("took 7 s")
+    True
+    """
+    masked = VARIABLE_PATTERN.sub("#", text)
+    return hashlib.blake2b(masked.encode("utf-8"), digest_size=12).hexdigest()
 
 
 def analyze(text: str) -> list[str]:

@@ -216,3 +216,14 @@ class ChromaVectorStore:
             for chunk_id, text, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
             if metadata is not None and text is not None
         }
+
+    def vectors(self, kb: str, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of chunks by id (missing ids are simply absent)."""
+        if not chunk_ids:
+            return {}
+        result = self._on_collection(kb, lambda collection: collection.get(ids=list(chunk_ids), include=["embeddings"]))
+        return {
+            chunk_id: np.asarray(vector, dtype=np.float32)
+            for chunk_id, vector in zip(result["ids"], result["embeddings"], strict=True)
+            if vector is not None
+        }

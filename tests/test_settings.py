@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from rag.engine import Engine
+from rag.retrieval import fetch_chunks
 from rag.settings import Settings
 
 
@@ -57,6 +58,6 @@ def test_chunks_measured_in_embedder_tokens(tmp_path: Path, embedder, monkeypatc
     engine.embedder = embedder
     text = " ".join(f"Sentence number {i} talks about topic {i * 7}." for i in range(60))
     doc_id, _ = engine.knowledge_bases.add_text("t", "long.txt", text)
-    chunks = engine.vectors.get("t", sorted(engine.vectors.ids("t", doc_id))).values()
+    chunks = fetch_chunks(engine.vectors, engine.keywords, "t", sorted(engine.keywords.ids("t", doc_id))).values()
     assert len(chunks) > 3
     assert all(len(embedder.model.tokenizer.tokenize(c.text)) <= 64 for c in chunks)

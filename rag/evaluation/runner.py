@@ -22,6 +22,7 @@ from rag.evaluation.metrics import (
 )
 from rag.knowledge_base import IngestReport, KnowledgeBases, ProgressCallback
 from rag.prompts import is_refusal
+from rag.retrieval import fetch_chunks
 from rag.types import Answer
 from stores.hit import Hit
 
@@ -184,11 +185,12 @@ class Evaluator:
             result.raw_citations = count_citations(raw, sources, threshold)
 
     def _texts(self, kb: str, hits: list[Hit], chunk_ids: list[str]) -> dict[str, str]:
-        """Whole chunk texts (citations carry snippets only), from the hits or else the vector store."""
+        """Whole chunk texts (citations carry snippets only), from the hits or else the stores."""
         texts = {h.chunk.id: h.chunk.text for h in hits}
         missing = [c for c in chunk_ids if c not in texts]
         if missing:
-            texts.update({i: c.text for i, c in self.knowledge_bases.vectors.get(kb, missing).items()})
+            kbs = self.knowledge_bases
+            texts.update({i: c.text for i, c in fetch_chunks(kbs.vectors, kbs.keywords, kb, missing).items()})
         return texts
 
 
