@@ -70,6 +70,11 @@ def unsupported_format(path: Path) -> str:
     return f"unsupported format {path.suffix or '(no extension)'}; supported: {supported}"
 
 
+def is_current(record: DocumentRecord | None, sha256: str) -> bool:
+    """Whether the catalog holds this very content, fully indexed: nothing to do."""
+    return record is not None and record.status == "ready" and record.sha256 == sha256
+
+
 def content_sha256(document: LoadedDocument) -> str:
     """A hash of a document's title, text and metadata: what decides whether it must be indexed again."""
     header = json.dumps([document.title, document.metadata], sort_keys=True, ensure_ascii=False, default=str)
@@ -289,7 +294,7 @@ class KnowledgeBases:
         )
         with self.writing:
             existing = self.catalog.document(kb, doc_id)
-            if existing and existing.status == "ready" and existing.sha256 == sha:
+            if is_current(existing, sha):
                 return doc_id, "unchanged"
             self._index(kb, doc_id, document, sha, len(data), known=existing is not None)
         return doc_id, "updated" if existing else "added"
@@ -322,7 +327,7 @@ class KnowledgeBases:
             seen.add(doc_id)
             sha = content_sha256(document)
             record = known.get(doc_id)
-            if record and record.status == "ready" and record.sha256 == sha:
+            if is_current(record, sha):
                 report.unchanged.append(document.source)
                 if progress:
                     progress(document.source, "unchanged")
@@ -414,7 +419,7 @@ class KnowledgeBases:
             for read in reads:
                 doc_id = document_id(kb, read.source)
                 existing = self.catalog.document(kb, doc_id)
-                if existing and existing.status == "ready" and existing.sha256 == read.sha256:
+                if is_current(existing, read.sha256):
                     report.unchanged.append(read.source)
                     if progress:
                         progress(read.source, "unchanged")
@@ -436,7 +441,7 @@ class KnowledgeBases:
             if read.error is not None:
                 raise LoadError(source, read.error)
             existing = self.catalog.document(kb, doc_id)
-            if existing and existing.status == "ready" and existing.sha256 == read.sha256:
+            if is_current(existing, read.sha256):
                 report.unchanged.append(source)
                 return "unchanged"
             # Not parsed ahead because the catalog said unchanged, but it changed since: parse now.

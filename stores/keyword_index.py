@@ -141,7 +141,7 @@ class KeywordIndex:
                         revision,
                         template,
                         int(has_vector),
-                        None if has_vector else json.dumps({"text": c.text, "metadata": chroma_metadata(c)}),
+                        None if has_vector else _stored(c),
                     )
                     for c, template, has_vector in zip(chunks, templates, dense, strict=True)
                 ],
@@ -159,8 +159,7 @@ class KeywordIndex:
                     (kb, *batch),
                 )
                 for chunk_id, stored in rows:
-                    record = json.loads(stored)
-                    found[chunk_id] = chunk_from_chroma(chunk_id, record["text"], record["metadata"])
+                    found[chunk_id] = _restored(chunk_id, stored)
         return found
 
     def templates_with_vectors(self, kb: str, templates: Collection[str], excluding: Collection[str] = ()) -> set[str]:
@@ -202,8 +201,7 @@ class KeywordIndex:
                     (kb, template, doc_id),
                 ).fetchone()
                 if row is not None:
-                    record = json.loads(row[1])
-                    heirs.append((chunk_id, chunk_from_chroma(row[0], record["text"], record["metadata"])))
+                    heirs.append((chunk_id, _restored(*row)))
         return heirs
 
     def mark_dense(self, kb: str, chunk_ids: Sequence[str]) -> None:
@@ -313,6 +311,16 @@ class KeywordIndex:
         for chunk_id, doc_id, terms, metadata in cursor:
             self.rows_read += 1
             yield chunk_id, doc_id, terms.split(TERM_SEPARATOR) if terms else [], metadata
+
+
+def _stored(chunk: Chunk) -> str:
+    """A chunk without a vector as this index keeps it: its text and metadata as Chroma would hold them."""
+    return json.dumps({"text": chunk.text, "metadata": chroma_metadata(chunk)})
+
+
+def _restored(chunk_id: str, stored: str) -> Chunk:
+    record = json.loads(stored)
+    return chunk_from_chroma(chunk_id, record["text"], record["metadata"])
 
 
 def _filterable(chunk: Chunk) -> dict:

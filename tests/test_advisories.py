@@ -1,4 +1,5 @@
-"""Advisory formats recognized by content, on real records (tests/fixtures/security, see NOTICE.md there)."""
+"""Advisory formats recognized by content, on real records (tests/fixtures/security and tests/kev_catalog.py,
+see NOTICE.md in the fixtures)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ingest.loaders import load, load_all
 from ingest.loaders.advisories.cvss import base_score, severity_of_score
 from ingest.loaders.advisories.model import normalize_id
 from ingest.splitter import ChineseRecursiveSplitter
+from tests.kev_catalog import kev_catalog, write_kev_catalog
 
 FIXTURES = Path(__file__).parent / "fixtures" / "security"
 
@@ -25,8 +27,8 @@ def by_part(documents: list[LoadedDocument]) -> dict[str, LoadedDocument]:
     return {d.part: d for d in documents}
 
 
-def test_kev_catalog_gives_one_document_per_vulnerability() -> None:
-    documents = by_part(load_all(FIXTURES / "cisa_kev.json"))
+def test_kev_catalog_gives_one_document_per_vulnerability(tmp_path: Path) -> None:
+    documents = by_part(load_all(write_kev_catalog(tmp_path / "cisa_kev.json")))
     assert set(documents) == {"CVE-2021-44228", "CVE-2021-45046", "CVE-2017-12615", "CVE-2017-12617", "CVE-2025-48384"}
     log4shell = documents["CVE-2021-44228"]
     assert log4shell.title == "CVE-2021-44228: Apache Log4j2 Remote Code Execution Vulnerability"
@@ -49,7 +51,7 @@ def test_kev_catalog_gives_one_document_per_vulnerability() -> None:
 
 
 def test_kev_repeated_id_is_one_document(tmp_path: Path) -> None:
-    catalog = json.loads((FIXTURES / "cisa_kev.json").read_text())
+    catalog = kev_catalog()
     catalog["vulnerabilities"].append(dict(catalog["vulnerabilities"][0], shortDescription="a later copy"))
     path = tmp_path / "kev.json"
     path.write_text(json.dumps(catalog))
@@ -171,6 +173,7 @@ def test_bad_yaml_says_where(tmp_path: Path) -> None:
 def test_every_chunk_carries_scalar_metadata(tmp_path: Path) -> None:
     splitter = ChineseRecursiveSplitter(chunk_size=300, chunk_overlap=40)
     files = [p for p in FIXTURES.rglob("*") if p.is_file() and p.name != "NOTICE.md"]
+    files.append(write_kev_catalog(tmp_path / "cisa_kev.json"))
     assert len(files) == 11
     for path in files:
         for document in load_all(path):

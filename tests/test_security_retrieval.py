@@ -15,6 +15,7 @@ from rag.filters import SearchFilters, when
 from rag.knowledge_base import document_id, part_source
 from rag.settings import Settings
 from stores import Embedder
+from tests.kev_catalog import write_kev_catalog
 
 FIXTURES = Path(__file__).parent / "fixtures" / "security"
 KEV = "cisa_kev.json"
@@ -22,9 +23,10 @@ KEV = "cisa_kev.json"
 
 @pytest.fixture
 def advisories(tmp_path: Path) -> Path:
-    """The advisory fixtures in a folder of their own (without the NOTICE, which names ids too)."""
+    """The advisory fixtures and a KEV catalog in a folder of their own (without the NOTICE, which names ids too)."""
     folder = tmp_path / "advisories"
     shutil.copytree(FIXTURES, folder, ignore=shutil.ignore_patterns("NOTICE.md"))
+    write_kev_catalog(folder / KEV)
     return folder
 
 
@@ -111,7 +113,7 @@ def test_a_file_that_becomes_a_catalog_replaces_its_single_document(engine: Engi
     kbs = engine.knowledge_bases
     kbs.ingest("t", [path])
     assert [d.source for d in kbs.documents("t")] == [str(path.resolve())]
-    shutil.copy(FIXTURES / KEV, path)
+    write_kev_catalog(path)
     kbs.ingest("t", [path])
     assert len(kbs.documents("t")) == 5 and all("#CVE-" in d.source for d in kbs.documents("t"))
 
