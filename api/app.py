@@ -17,12 +17,13 @@ from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import chatglm_routes, knowledge_routes, openai_routes
-from api.auth import caller
-from api.errors import install_error_handlers
+from api.deps import caller
+from api.errors import OPENAI_PREFIX, install_error_handlers
 from api.uploads import Stager
 from rag.engine import Engine
 from rag.settings import Settings
@@ -78,7 +79,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         """Liveness (it answers) and readiness: store, embedder and LLM each checked."""
         return health.report()
 
-    @app.get("/health/ready", tags=["service"])
+    @app.get(
+        "/health/ready",
+        tags=["service"],
+        responses={503: {"description": "Not ready yet (the report says which check fails)"}},
+    )
     def ready() -> JSONResponse:
         """200 when ready to answer, 503 while not (for load balancers and orchestrators)."""
         report = health.report()
@@ -90,7 +95,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, less the 422 it adds to every route with parameters where the route never answers
+    422: the OpenAI-compatible routes answer bad input with OpenAI's 400."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path, operations in schema["paths"].items():
+            if path.startswith(OPENAI_PREFIX):
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 class Health:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 
 from rag.settings import ApiKey
 
@@ -37,18 +37,3 @@ def find_key(keys: list[ApiKey], presented: str) -> ApiKey | None:
         if hmac.compare_digest(key.key.encode(), presented.encode()):
             found = key
     return found
-
-
-def caller(request: Request) -> Caller:
-    """FastAPI dependency: the caller of this request, or 401."""
-    keys: list[ApiKey] = request.app.state.api_keys
-    if not keys:
-        return Caller(None)
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise HTTPException(401, "an API key is required: send the header 'Authorization: Bearer KEY'", challenge)
-    key = find_key(keys, presented.strip())
-    if key is None:
-        raise HTTPException(401, "the API key is not valid", challenge)
-    return Caller(key)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Caller, caller
-from api.knowledge_routes import EngineDep, readable
-from rag.engine import Engine
+from api.deps import CallerDep, EngineDep, readable
+from api.errors import documented
 from rag.llms.base import GenerationOptions
 
-router = APIRouter(tags=["ChatGLM2-compatible"])
-CallerDep = Annotated[Caller, Depends(caller)]
+router = APIRouter(tags=["ChatGLM2-compatible"], responses=documented(400, 401, 403, 404, 422, 502))
 
 
 class ChatGLMRequest(BaseModel):
@@ -43,25 +41,13 @@ class ChatGLMResponse(BaseModel):
     citations: list[dict[str, Any]]
 
 
-def knowledge_base_for(engine: Engine, kb: str | None) -> str:
-    if kb or engine.settings.default_kb:
-        return kb or engine.settings.default_kb  # type: ignore[return-value]
-    names = [r.name for r in engine.knowledge_bases.list()]
-    if len(names) == 1:
-        return names[0]
-    raise HTTPException(
-        422,
-        f"which knowledge base? there are {len(names)}: pass ?kb=NAME or set RAG_DEFAULT_KB",
-    )
-
-
 def chatglm(
     body: ChatGLMRequest,
     engine: EngineDep,
     who: CallerDep,
     kb: Annotated[str | None, Query(description="Knowledge base; default: default_kb.")] = None,
 ) -> ChatGLMResponse:
-    name = knowledge_base_for(engine, kb)
+    name = engine.knowledge_base_for(kb)
     readable(engine, who, name)
     history = body.history or []
     if any(len(turn) != 2 for turn in history):

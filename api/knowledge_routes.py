@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sse_starlette import ServerSentEvent
 
-from api.auth import Caller, caller
+from api.deps import CallerDep, EngineDep, StagerDep, readable
+from api.errors import documented
 from api.schemas import (
     AskRequest,
     Created,
@@ -27,17 +29,16 @@ from api.schemas import (
     SearchResponse,
     TextDocument,
 )
-from api.streaming import event_stream
-from api.uploads import Stager, TextUpload, is_json, is_multipart, read_files, read_text
+from api.streaming import EVENT_STREAM, event_stream, sse
+from api.uploads import TextUpload, is_json, is_multipart, read_files, read_text
 from rag.engine import Engine
 from rag.ingest_jobs import IngestJob
-from rag.knowledge_base import KnowledgeBaseError, validate_kb_name
+from rag.knowledge_base import validate_kb_name
 from rag.llms.base import LLMError
 from rag.types import Answer, Citation
 
 log = logging.getLogger("rag.api")
 router = APIRouter()
-CallerDep = Annotated[Caller, Depends(caller)]
 WaitQuery = Annotated[bool, Query(description="Answer when the ingest is done (200) instead of at once (202).")]
 UPLOAD_BODY = {
     "requestBody": {
@@ -54,37 +55,6 @@ UPLOAD_BODY = {
 }
 
 
-def engine_of(request: Request) -> Engine:
-    return request.app.state.engine
-
-
-EngineDep = Annotated[Engine, Depends(engine_of)]
-
-
-def stager_of(request: Request) -> Stager:
-    return request.app.state.stager
-
-
-def existing_kb(engine: Engine, kb: str) -> None:
-    try:
-        engine.knowledge_bases.require(kb)
-    except KnowledgeBaseError as error:
-        raise HTTPException(404 if "unknown" in str(error) else 422, str(error)) from error
-
-
-def readable(engine: Engine, who: Caller, kb: str, write: bool = False) -> None:
-    """Access first (403 says nothing about existence), then existence (404)."""
-    who.require(kb, write)
-    existing_kb(engine, kb)
-
-
-def named_kb(kb: str) -> str:
-    try:
-        return validate_kb_name(kb)
-    except KnowledgeBaseError as error:
-        raise HTTPException(422, str(error)) from error
-
-
 def document_of(engine: Engine, kb: str, doc_id: str) -> DocumentInfo:
     record = engine.knowledge_bases.catalog.document(kb, doc_id)
     if record is None:
@@ -93,7 +63,8 @@ def document_of(engine: Engine, kb: str, doc_id: str) -> DocumentInfo:
 
 
 def job_response(job: IngestJob, waited: bool, kb: str) -> JSONResponse:
-    headers = {} if waited else {"Location": f"/kbs/{kb}/jobs/{job.job_id}"}
+    # Percent-encoded: a header is Latin-1, and a KB may be named in Chinese.
+    headers = {} if waited else {"Location": f"/kbs/{quote(kb, safe='')}/jobs/{quote(job.job_id, safe='')}"}
     return JSONResponse(job.model_dump(), status_code=200 if waited else 202, headers=headers)
 
 
@@ -104,7 +75,7 @@ async def finished(engine: Engine, job: IngestJob, wait: bool) -> IngestJob:
 # Knowledge bases
 
 
-@router.get("/kbs", tags=["knowledge bases"])
+@router.get("/kbs", tags=["knowledge bases"], responses=documented(401))
 def list_kbs(engine: EngineDep, who: CallerDep) -> list[KnowledgeBaseInfo]:
     return [
         KnowledgeBaseInfo(name=r.name, documents=r.documents, chunks=r.chunks, created_at=r.created_at)
@@ -113,30 +84,30 @@ def list_kbs(engine: EngineDep, who: CallerDep) -> list[KnowledgeBaseInfo]:
     ]
 
 
-@router.post("/kbs", status_code=201, tags=["knowledge bases"])
+@router.post("/kbs", status_code=201, tags=["knowledge bases"], responses=documented(400, 401, 403, 422, 503))
 def create_kb(body: CreateKnowledgeBase, engine: EngineDep, who: CallerDep) -> Created:
     who.require(body.name, write=True)
-    return Created(name=body.name, created=engine.knowledge_bases.create(named_kb(body.name)))
+    return Created(name=body.name, created=engine.knowledge_bases.create(validate_kb_name(body.name)))
 
 
-@router.delete("/kbs/{kb}", tags=["knowledge bases"])
-def delete_kb(kb: str, engine: EngineDep, who: CallerDep, request: Request) -> Deleted:
+@router.delete("/kbs/{kb}", tags=["knowledge bases"], responses=documented(401, 403, 404, 422, 503))
+def delete_kb(kb: str, engine: EngineDep, who: CallerDep, stager: StagerDep) -> Deleted:
     readable(engine, who, kb, write=True)
     engine.knowledge_bases.delete(kb)
-    shutil.rmtree(stager_of(request).uploads / kb, ignore_errors=True)
+    shutil.rmtree(stager.uploads / kb, ignore_errors=True)
     return Deleted(name=kb)
 
 
 # Documents
 
 
-@router.get("/kbs/{kb}/documents", tags=["documents"])
+@router.get("/kbs/{kb}/documents", tags=["documents"], responses=documented(401, 403, 404, 422))
 def list_documents(kb: str, engine: EngineDep, who: CallerDep) -> list[DocumentInfo]:
     readable(engine, who, kb)
     return [DocumentInfo.of(record) for record in engine.knowledge_bases.documents(kb)]
 
 
-@router.get("/kbs/{kb}/documents/{doc_id}", tags=["documents"])
+@router.get("/kbs/{kb}/documents/{doc_id}", tags=["documents"], responses=documented(401, 403, 404, 422))
 def get_document(kb: str, doc_id: str, engine: EngineDep, who: CallerDep) -> DocumentInfo:
     readable(engine, who, kb)
     return document_of(engine, kb, doc_id)
@@ -148,20 +119,25 @@ def get_document(kb: str, doc_id: str, engine: EngineDep, who: CallerDep) -> Doc
     response_model=IngestJob,
     tags=["documents"],
     openapi_extra=UPLOAD_BODY,
-    responses={200: {"model": IngestJob, "description": "with wait=true: the finished job"}},
+    responses={
+        200: {"model": IngestJob, "description": "with wait=true: the finished job"},
+        **documented(401, 403, 413, 415, 422, 503),
+    },
 )
-async def upload(kb: str, request: Request, engine: EngineDep, who: CallerDep, wait: WaitQuery = False) -> JSONResponse:
+async def upload(
+    kb: str, request: Request, engine: EngineDep, who: CallerDep, stager: StagerDep, wait: WaitQuery = False
+) -> JSONResponse:
     """Upload files (multipart, field ``files``, one or many) or a text (JSON ``{name, text}``).
 
     Each file becomes the document of its name: the same name again is skipped when unchanged and
     replaced when changed. Ingestion runs in the background; poll the job, or pass ``wait=true``.
     """
     who.require(kb, write=True)
-    named_kb(kb)
+    validate_kb_name(kb)
     settings = engine.settings
     if is_multipart(request):
         files = await read_files(request, int(settings.max_upload_mb * 2**20), settings.max_upload_files)
-        uploads, refused = await run_in_threadpool(stager_of(request).stage, kb, files)
+        uploads, refused = await run_in_threadpool(stager.stage, kb, files)
         if not uploads:
             reasons = "; ".join(f"{f.name}: {f.reason}" for f in refused)
             status = 415 if all("unsupported format" in (f.reason or "") for f in refused) else 413
@@ -191,14 +167,23 @@ async def upload(kb: str, request: Request, engine: EngineDep, who: CallerDep, w
             }
         }
     },
+    responses={
+        200: {"model": IngestJob, "description": "with wait=true: the finished job"},
+        **documented(401, 403, 404, 413, 415, 422, 503),
+    },
 )
 async def replace_document(
-    kb: str, doc_id: str, request: Request, engine: EngineDep, who: CallerDep, wait: WaitQuery = False
+    kb: str,
+    doc_id: str,
+    request: Request,
+    engine: EngineDep,
+    who: CallerDep,
+    stager: StagerDep,
+    wait: WaitQuery = False,
 ) -> JSONResponse:
     """Replace a document's content in place: same id, same name; the old content stays until the new is in."""
     readable(engine, who, kb, write=True)
     current = document_of(engine, kb, doc_id)
-    stager = stager_of(request)
     if is_multipart(request):
         files = await read_files(request, int(engine.settings.max_upload_mb * 2**20), 1)
         upload = await run_in_threadpool(
@@ -213,18 +198,18 @@ async def replace_document(
     return job_response(await finished(engine, job, wait), wait, kb)
 
 
-@router.delete("/kbs/{kb}/documents/{doc_id}", tags=["documents"])
-def delete_document(kb: str, doc_id: str, engine: EngineDep, who: CallerDep, request: Request) -> Deleted:
+@router.delete("/kbs/{kb}/documents/{doc_id}", tags=["documents"], responses=documented(401, 403, 404, 422, 503))
+def delete_document(kb: str, doc_id: str, engine: EngineDep, who: CallerDep, stager: StagerDep) -> Deleted:
     readable(engine, who, kb, write=True)
     current = document_of(engine, kb, doc_id)
     if not engine.knowledge_bases.delete_document(kb, doc_id):
         raise HTTPException(404, f"no document {doc_id!r} in the knowledge base {kb!r}")
-    if stager_of(request).is_kept(kb, current.source):  # an uploaded file goes with its document
+    if stager.is_kept(kb, current.source):  # an uploaded file goes with its document
         Path(current.source).unlink(missing_ok=True)
     return Deleted(doc_id=doc_id)
 
 
-@router.get("/kbs/{kb}/jobs/{job_id}", tags=["documents"])
+@router.get("/kbs/{kb}/jobs/{job_id}", tags=["documents"], responses=documented(401, 403, 404, 422))
 def get_job(kb: str, job_id: str, engine: EngineDep, who: CallerDep) -> IngestJob:
     who.require(kb)
     job = engine.ingest_jobs.get(kb, job_id)
@@ -240,7 +225,10 @@ def get_job(kb: str, job_id: str, engine: EngineDep, who: CallerDep) -> IngestJo
     "/kbs/{kb}/ask",
     tags=["questions"],
     response_model=Answer,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Answer, or events when stream=true"}},
+    responses={
+        200: {"content": EVENT_STREAM, "description": "The answer, or server-sent events when stream=true"},
+        **documented(400, 401, 403, 404, 422, 502),
+    },
 )
 def ask(kb: str, body: AskRequest, engine: EngineDep, who: CallerDep) -> Any:
     """Answer from the knowledge base with cited sources, or refuse.
@@ -261,25 +249,21 @@ def ask(kb: str, body: AskRequest, engine: EngineDep, who: CallerDep) -> Any:
     return event_stream(answer_events(chain([first], events)))
 
 
-def answer_events(events: Iterator[str | Answer]) -> Iterator[str]:
+def answer_events(events: Iterator[str | Answer]) -> Iterator[ServerSentEvent]:
     try:
         for event in events:
             if isinstance(event, Answer):
-                yield sse("answer", event.model_dump())
+                yield sse(event.model_dump(mode="json"), "answer")
             else:
-                yield sse("token", {"text": event})
+                yield sse({"text": event}, "token")
     except LLMError as error:
-        yield sse("error", {"message": f"the language model failed: {error}"})
+        yield sse({"message": f"the language model failed: {error}"}, "error")
     except Exception:
         log.exception("answer stream failed")
-        yield sse("error", {"message": "internal error; the server log has the details"})
+        yield sse({"message": "internal error; the server log has the details"}, "error")
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-@router.post("/kbs/{kb}/search", tags=["questions"])
+@router.post("/kbs/{kb}/search", tags=["questions"], responses=documented(400, 401, 403, 404, 422))
 def search(kb: str, body: SearchRequest, engine: EngineDep, who: CallerDep) -> SearchResponse:
     """Retrieval only: the best chunks with their scores, for bots that write their own answers."""
     readable(engine, who, kb)

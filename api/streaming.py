@@ -1,16 +1,33 @@
-"""Server-sent events responses, the same for every streaming endpoint."""
+"""Server-sent events: the one place frames are written, for every streaming endpoint (``sse-starlette``).
+
+Usage::
+
+    return event_stream(sse(event="token", data={"text": "Hi"}) for ...)   # rag-kb's named events
+    return event_stream(chain((sse(data=chunk) for chunk in chunks), [sse(data="[DONE]")]))  # OpenAI's
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable
+from typing import Any
 
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-# Reverse proxies (nginx, most ingress controllers) buffer responses unless told not to: the tokens
-# would then arrive all at once at the end. "no-transform" keeps compressing proxies off them too.
-STREAM_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+# Reverse proxies (nginx, most ingress controllers) buffer responses unless told not to (sse-starlette sends
+# X-Accel-Buffering: no); "no-transform" keeps compressing proxies off the stream too.
+STREAM_HEADERS = {"Cache-Control": "no-cache, no-transform"}
+SEPARATOR = "\n"  # what OpenAI and most hand-written SSE readers split on ("\n\n" between events)
+# A documented response of a streaming route (OpenAPI): the content type, and what the events are.
+EVENT_STREAM = {"text/event-stream": {"schema": {"type": "string", "description": "Server-sent events."}}}
 
 
-def event_stream(events: Iterator[str]) -> StreamingResponse:
-    """A ``text/event-stream`` response of already-formatted SSE ``events``, never buffered on the way."""
-    return StreamingResponse(events, media_type="text/event-stream", headers=STREAM_HEADERS)
+def sse(data: Any, event: str | None = None) -> ServerSentEvent:
+    """One event; ``data`` that is not a string is sent as JSON (non-ASCII kept as it is)."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return ServerSentEvent(text, event=event, sep=SEPARATOR)
+
+
+def event_stream(events: Iterable[ServerSentEvent]) -> EventSourceResponse:
+    """A ``text/event-stream`` response of ``events`` (a sync iterable runs in the thread pool), never buffered."""
+    return EventSourceResponse(events, headers=STREAM_HEADERS, sep=SEPARATOR)

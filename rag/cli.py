@@ -27,7 +27,10 @@ app.add_typer(docs_app, name="docs")
 console = Console()
 errors = Console(stderr=True)
 
-KbOption = Annotated[str, typer.Option("--kb", "-k", help="Knowledge base name.")]
+KbOption = Annotated[
+    str | None,
+    typer.Option("--kb", "-k", help="Knowledge base name. Default: RAG_DEFAULT_KB, else the only one there is."),
+]
 
 # Filters of `ask` and `search` (rag.filters.SearchFilters); each one narrows, all must hold.
 _PANEL = "Filters"
@@ -73,7 +76,7 @@ def fail(message: str) -> typer.Exit:
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
-    kb: KbOption = "default",
+    kb: KbOption = None,
 ) -> None:
     """Ingest files and folders; unchanged files are skipped, changed ones replaced."""
     from ingest.files import iter_files
@@ -81,8 +84,9 @@ def ingest(
 
     rag = engine()
     try:
+        kb = rag.knowledge_base_for(kb, creating=True)
         total = sum(1 for _ in iter_files(paths, available_extensions()))
-    except FileNotFoundError as error:
+    except (FileNotFoundError, KnowledgeBaseError) as error:
         raise fail(str(error)) from error
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=errors, transient=False) as progress:
@@ -111,7 +115,7 @@ def ingest(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in Chinese or English.")],
-    kb: KbOption = "default",
+    kb: KbOption = None,
     top_k: Annotated[int | None, typer.Option(min=1, max=50, help="Sources to retrieve.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
     advisory_id: IdOption = None,
@@ -134,6 +138,7 @@ def ask(
             advisory_id, severity_at_least, cvss_at_least, vendor, product, since, until, source, host, level, after,
             before,
         ).to_filter()  # fmt: skip
+        kb = rag.knowledge_base_for(kb)
         rag.knowledge_bases.require(kb)
         if as_json:
             console.print_json(rag.answerer.run(kb, question, top_k=top_k, filters=filters).model_dump_json())
@@ -183,7 +188,7 @@ def _print_citations(heading: str, citations: list[Citation]) -> None:
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Search text.")],
-    kb: KbOption = "default",
+    kb: KbOption = None,
     top_k: Annotated[int, typer.Option(min=1, max=100)] = 5,
     advisory_id: IdOption = None,
     severity_at_least: SeverityOption = None,
@@ -205,6 +210,7 @@ def search(
             advisory_id, severity_at_least, cvss_at_least, vendor, product, since, until, source, host, level, after,
             before,
         ).to_filter()  # fmt: skip
+        kb = rag.knowledge_base_for(kb)
         rag.knowledge_bases.require(kb)
         retrieval = rag.retriever.run(kb, query, top_k, filters)
     except (KnowledgeBaseError, ValueError) as error:
@@ -254,10 +260,11 @@ def kb_delete(
 
 
 @docs_app.command("list")
-def docs_list(kb: KbOption = "default") -> None:
+def docs_list(kb: KbOption = None) -> None:
     """List the documents of a knowledge base."""
     try:
-        records = engine().knowledge_bases.documents(kb)
+        rag = engine()
+        records = rag.knowledge_bases.documents(rag.knowledge_base_for(kb))
     except KnowledgeBaseError as error:
         raise fail(str(error)) from error
     # The id is what `docs delete` needs and the path tells documents apart: both are shown whole.
@@ -268,10 +275,12 @@ def docs_list(kb: KbOption = "default") -> None:
 
 
 @docs_app.command("delete")
-def docs_delete(doc_id: Annotated[str, typer.Argument()], kb: KbOption = "default") -> None:
+def docs_delete(doc_id: Annotated[str, typer.Argument()], kb: KbOption = None) -> None:
     """Delete one document (its chunks leave Chroma, the keyword index and the catalog)."""
     try:
-        deleted = engine().knowledge_bases.delete_document(kb, doc_id)
+        rag = engine()
+        kb = rag.knowledge_base_for(kb)
+        deleted = rag.knowledge_bases.delete_document(kb, doc_id)
     except KnowledgeBaseError as error:
         raise fail(str(error)) from error
     if not deleted:

@@ -8,7 +8,7 @@ from ingest.splitter import ChineseRecursiveSplitter
 from rag.answerer import Answerer
 from rag.generators import ExtractiveGenerator, Generator, LLMGenerator
 from rag.ingest_jobs import IngestJobs
-from rag.knowledge_base import KnowledgeBases
+from rag.knowledge_base import KnowledgeBaseError, KnowledgeBases
 from rag.llms.base import LLM, GenerationOptions
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
@@ -126,3 +126,25 @@ class Engine:
     def answerer(self) -> Answerer:
         s = self.settings
         return Answerer(self.retriever, self.generator, s.top_k, s.min_relevance, s.support_threshold)
+
+    def knowledge_base_for(self, kb: str | None, creating: bool = False) -> str:
+        """The knowledge base a request means: ``kb`` when named, else the setting ``default_kb``, else the only
+        knowledge base there is (``creating``: else ``"default"``, which ingesting creates).
+
+        Raises ``KnowledgeBaseError`` with what to do when that leaves none or several to choose from.
+        """
+        if kb:
+            return kb
+        if self.settings.default_kb:
+            return self.settings.default_kb
+        names = [record.name for record in self.knowledge_bases.list()]
+        if len(names) == 1:
+            return names[0]
+        if not names and creating:
+            return "default"
+        if not names:
+            raise KnowledgeBaseError("there is no knowledge base yet: ingest into one first (--kb NAME)")
+        raise KnowledgeBaseError(
+            f"which knowledge base? there are {len(names)} ({', '.join(sorted(names)[:5])}"
+            f"{', …' if len(names) > 5 else ''}): name one (--kb NAME, ?kb=NAME) or set RAG_DEFAULT_KB"
+        )

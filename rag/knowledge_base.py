@@ -39,6 +39,10 @@ class KnowledgeBaseError(ValueError):
     """A request about knowledge bases that cannot be done (bad name, unknown KB, unknown document)."""
 
 
+class UnknownKnowledgeBase(KnowledgeBaseError):
+    """The named knowledge base does not exist (the API answers 404; other KnowledgeBaseErrors are bad input)."""
+
+
 def validate_kb_name(name: str) -> str:
     """``name`` if it is a usable KB name: 1–64 characters, no path separators or control characters."""
     if not isinstance(name, str) or not KB_NAME.fullmatch(name) or name.strip() != name or name in {".", ".."}:
@@ -188,7 +192,7 @@ class KnowledgeBases:
     def require(self, kb: str) -> None:
         validate_kb_name(kb)
         if not self.catalog.has_kb(kb):
-            raise KnowledgeBaseError(f"unknown knowledge base {kb!r}")
+            raise UnknownKnowledgeBase(f"unknown knowledge base {kb!r}")
 
     def delete(self, kb: str) -> bool:
         """Remove a KB from Chroma, the keyword index and the catalog."""

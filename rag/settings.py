@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(200, gt=0, description="Largest upload request the service accepts.")
     max_upload_files: int = Field(100, ge=1, description="Most files in one upload request.")
     default_kb: str | None = Field(
-        None, description="KB for the ChatGLM2-compatible endpoint; unset = the only KB, if there is one."
+        None, description="KB used when none is named (CLI, ChatGLM2 endpoint); unset = the only KB, if there is one."
     )
 
     @field_validator("chroma_url", "llm_url", "llm_model", "llm_api_key", "default_kb", "api_keys_file", mode="before")

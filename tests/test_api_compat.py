@@ -89,9 +89,9 @@ def test_chat_completion_refuses_what_the_kb_does_not_hold(client: openai.OpenAI
 def test_chat_completion_errors_reach_the_client(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="kb:NAME"):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.UnprocessableEntityError, match="last message"):
+    with pytest.raises(openai.BadRequestError, match="last message"):
         client.chat.completions.create(model="kb:policies", messages=[{"role": "assistant", "content": "hi"}])
-    with pytest.raises(openai.UnprocessableEntityError, match="top_k"):
+    with pytest.raises(openai.BadRequestError, match="top_k"):
         client.chat.completions.create(
             model="kb:policies", messages=[{"role": "user", "content": FLIGHTS}], extra_body={"top_k": 0}
         )

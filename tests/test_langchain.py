@@ -44,11 +44,11 @@ from rag.langchain import (
     format_documents,
     to_messages,
 )
-from rag.langchain.chat_model import StopSequences
 from rag.llms.base import LLM, GenerationOptions, Message
 from rag.llms.transformers_chat import EmbeddedLLM
 from rag.prompts import REFUSAL
 from rag.settings import Settings
+from rag.text_limits import StopSequences
 from rag.types import Citation
 from stores import Embedder
 from tests.conftest import CHINESE_POLICY, ENGLISH_HISTORY, ENGLISH_POLICY
@@ -175,7 +175,9 @@ def test_rag_llm_passes_history_and_options_per_call_and_bound() -> None:
         GenerationOptions(32, 0.7, 1.0),
     ]
     assert [m["role"] for m in scripted.calls[0][0]] == ["system", "user", "assistant", "user"]
-    assert llm._identifying_params == {"backend": "scripted", "max_tokens": 32, "temperature": 0.0, "top_p": 0.5}
+    assert llm._identifying_params == {
+        "backend": "scripted", "max_tokens": 32, "temperature": 0.0, "top_p": 0.5, "stop": None
+    }
     assert llm._llm_type == "rag-kb"
 
 
@@ -303,10 +305,45 @@ def test_retriever_top_k_and_filters(kb_engine: Engine) -> None:
     assert docs and {d.metadata["source"] for d in docs} == {bridge}
 
 
+def test_retriever_takes_k_top_k_and_filters_per_call(kb_engine: Engine) -> None:
+    retriever = retriever_of(kb_engine, "policies")
+    assert len(retriever.invoke(FLIGHTS)) > 1
+    assert len(retriever.invoke(FLIGHTS, k=1)) == 1
+    assert len(retriever.invoke(FLIGHTS, top_k=2)) == 2
+    assert len(retriever_of(kb_engine, "policies", k=1).invoke(FLIGHTS)) == 1  # LangChain's name in the constructor
+    bridge = next(d.source for d in kb_engine.knowledge_bases.documents("policies") if d.source.endswith("bridge.txt"))
+    docs = retriever.invoke(FLIGHTS, filters={"source": bridge})
+    assert docs and {d.metadata["source"] for d in docs} == {bridge}
+    with pytest.raises(ValueError, match="disagree"):
+        retriever.invoke(FLIGHTS, k=1, top_k=2)
+    with pytest.raises(ValueError, match="positive integer"):
+        retriever.invoke(FLIGHTS, k=0)
+    with pytest.raises(ValueError, match="unknown filter operator"):
+        retriever.invoke(FLIGHTS, filters={"page": {"$near": 3}})
+
+
+def test_rag_llm_honours_its_constructors_stop_and_refuses_unknown_arguments() -> None:
+    llm = RagLLM(llm=EchoLLM(), stop=["\nQuestion:"])
+    text = "Fifteen days [1].\nQuestion: and after five years? END more"
+    assert llm.invoke(text).content == "Fifteen days [1]."
+    assert llm.invoke("a END b", stop=["END"]).content == "a "  # the call's stop is added to the constructor's
+    with pytest.raises(ValidationError, match="timeout"):
+        RagLLM(llm=EchoLLM(), timeout=30)
+    with pytest.raises(ValidationError, match="valid string"):
+        RagLLM(llm=EchoLLM(), stop=[1])
+
+
+def test_rag_llm_reports_usage_metadata() -> None:
+    reply = RagLLM(llm=EchoLLM()).invoke([("system", "Be brief."), ("human", "Fifteen days.")])
+    assert reply.usage_metadata == {"input_tokens": 6, "output_tokens": 3, "total_tokens": 9}
+    chunks = list(RagLLM(llm=EchoLLM()).stream("Fifteen days."))
+    assert sum(c.usage_metadata["output_tokens"] for c in chunks if c.usage_metadata) == 3
+
+
 def test_retriever_refuses_bad_settings_and_input(kb_engine: Engine) -> None:
     with pytest.raises(ValidationError, match="invalid knowledge base name"):
         retriever_of(kb_engine, "a/b")
-    with pytest.raises(ValidationError, match="top_k must be at least 1"):
+    with pytest.raises(ValidationError, match="top_k must be a positive integer"):
         retriever_of(kb_engine, "policies", top_k=0)
     with pytest.raises(ValidationError, match="unknown filter operator"):
         retriever_of(kb_engine, "policies", filters={"page": {"$near": 3}})

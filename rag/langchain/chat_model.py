@@ -9,10 +9,12 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from rag.llms.base import LLM, GenerationOptions, Message
+from rag.text_limits import StopSequences, TokenCounter, count_tokens
 
 DEFAULTS = GenerationOptions()
 OPTIONS = frozenset({"max_tokens", "temperature", "top_p"})
@@ -27,8 +29,11 @@ class RagLLM(BaseChatModel):
     System, human and AI messages become the backend's chat messages; ``stream`` yields the backend's
     pieces as they come. ``max_tokens``, ``temperature`` and ``top_p`` are the defaults of every call
     and can be given per call (``llm.invoke(messages, max_tokens=64)``, ``llm.bind(temperature=0)``).
-    ``stop`` sequences end the reply where the first one appears (the text is cut there, and the
-    backend's stream is closed, which stops a local model generating).
+    ``stop`` sequences (the constructor's, and any given per call) end the reply where the first one
+    appears (the text is cut there, and the backend's stream is closed, which stops a local model
+    generating). Unknown constructor arguments are refused. The last chunk carries ``usage_metadata``,
+    counted with the backend's tokenizer where its LLM offers ``count_tokens``, else approximately
+    (:func:`rag.text_limits.count_tokens`). Text in, text out: no tools, images or structured output.
 
     Usage::
 
@@ -38,14 +43,19 @@ class RagLLM(BaseChatModel):
             print(chunk.content, end="", flush=True)
     """
 
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
     llm: LLM
     max_tokens: int = DEFAULTS.max_tokens
     temperature: float = DEFAULTS.temperature
     top_p: float = DEFAULTS.top_p
+    stop: list[str] | None = None
+    streaming: bool = False  # LangChain's switch: invoke() then streams through the callbacks' on_llm_new_token
 
     @model_validator(mode="after")
     def _check_options(self) -> Self:
         GenerationOptions(self.max_tokens, self.temperature, self.top_p)  # raises on a bad value
+        StopSequences(self.stop)  # raises on a stop sequence that is not a string
         return self
 
     @property
@@ -59,13 +69,23 @@ class RagLLM(BaseChatModel):
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "stop": self.stop,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "rag-kb"
-        params["ls_model_name"] = self.llm.name
+        params["ls_model_name"] = kwargs.get("model") or self.llm.name
+        params["ls_max_tokens"] = self.max_tokens
+        params["ls_temperature"] = self.temperature
+        if stop or self.stop:
+            params["ls_stop"] = [*(self.stop or []), *(stop or [])]
         return params
+
+    @property
+    def count_tokens(self) -> TokenCounter:
+        """The backend's token count where its LLM has one, else the approximate count."""
+        return getattr(self.llm, "count_tokens", None) or count_tokens
 
     def generation_options(self, **overrides: Any) -> GenerationOptions:
         """This model's generation options with per-call ``overrides``; anything else is refused."""
@@ -95,12 +115,15 @@ class RagLLM(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         options = self.generation_options(**kwargs)
-        cutter = StopSequences(stop)
-        pieces = self.llm.stream(to_messages(messages), options)
+        cutter = StopSequences([*(self.stop or []), *(stop or [])])
+        sent = to_messages(messages)
+        pieces = self.llm.stream(sent, options)
+        written = []
         try:
             for piece in pieces:
                 text = cutter.feed(piece)
                 if text:
+                    written.append(text)
                     chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
                     if run_manager:
                         run_manager.on_llm_new_token(text, chunk=chunk)
@@ -115,9 +138,18 @@ class RagLLM(BaseChatModel):
         if cutter.matched is not None:
             metadata["stop_sequence"] = cutter.matched
         tail = cutter.flush()
+        written.append(tail)
+        count = self.count_tokens
+        input_tokens = sum(count(m["content"]) for m in sent)
+        output_tokens = count("".join(written))
+        usage = UsageMetadata(
+            input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=input_tokens + output_tokens
+        )
         # The last chunk carries the metadata, and makes an empty reply an empty message instead of an error.
         yield ChatGenerationChunk(
-            message=AIMessageChunk(content=tail, chunk_position="last", response_metadata=metadata)
+            message=AIMessageChunk(
+                content=tail, chunk_position="last", response_metadata=metadata, usage_metadata=usage
+            )
         )
 
 
@@ -152,41 +184,3 @@ def _text(message: BaseMessage) -> str:
             kind = block.get("type")
             raise ValueError(f"rag-kb LLMs read text only; a {message.type} message holds a {kind!r} block")
     return str(message.text)  # joins the text blocks
-
-
-class StopSequences:
-    """Cuts streamed text at the first stop sequence, holding back only text that may be the start of one.
-
-    Usage::
-
-        cutter = StopSequences(["\\nQuestion:"])
-        cutter.feed("Fifteen days.\\nQue")  # "Fifteen days." ("\\nQue" may begin the stop sequence)
-        cutter.feed("stion: more")  # "" and cutter.matched == "\\nQuestion:"
-    """
-
-    def __init__(self, stop: Sequence[str] | str | None) -> None:
-        stop = [stop] if isinstance(stop, str) else list(stop or [])
-        if not all(isinstance(s, str) for s in stop):
-            raise TypeError(f"stop sequences must be strings, got {stop!r}")
-        self.stop = [s for s in stop if s]
-        self.matched: str | None = None
-        self._pending = ""
-
-    def feed(self, piece: str) -> str:
-        """The text of ``piece`` (with what was held back) that is certainly before any stop sequence."""
-        if self.matched is not None:
-            return ""
-        text = self._pending + piece
-        found = [(index, s) for s in self.stop if (index := text.find(s)) >= 0]
-        if found:
-            index, self.matched = min(found)
-            self._pending = ""
-            return text[:index]
-        keep = max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-        self._pending = text[len(text) - keep :]
-        return text[: len(text) - keep]
-
-    def flush(self) -> str:
-        """What was held back, once the stream has ended without completing a stop sequence."""
-        text, self._pending = self._pending, ""
-        return text

@@ -7,9 +7,9 @@ from typing import Any, Self
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import model_validator
+from pydantic import AliasChoices, ConfigDict, Field, model_validator
 
-from rag.knowledge_base import KnowledgeBaseError, validate_kb_name
+from rag.knowledge_base import UnknownKnowledgeBase, validate_kb_name
 from rag.retrieval import HybridRetriever
 from rag.types import Citation
 from stores.hit import Hit
@@ -24,7 +24,8 @@ class KnowledgeBaseRetriever(BaseRetriever):
     ``page``, ``section``, ``start``/``end`` (character offsets in the document), ``score`` (relevance
     in [0, 1]) — the chunk's own metadata (``format``, …), and ``scores``: each retriever's figure
     (``dense``, ``keyword``, ``coverage``) and the ``fused`` rank score. ``filters`` uses the metadata
-    filter language of the stores (``{"page": {"$gte": 3}}``).
+    filter language of the stores (``{"page": {"$gte": 3}}``). ``k`` (or ``top_k``) and ``filters`` can be
+    given per call: ``retriever.invoke(query, k=1, filters={"format": "osv"})``.
 
     Usage::
 
@@ -36,18 +37,34 @@ class KnowledgeBaseRetriever(BaseRetriever):
 
     retriever: HybridRetriever
     kb: str
-    top_k: int = 4
+    top_k: int = Field(4, validation_alias=AliasChoices("top_k", "k"), description="Passages per query (alias k).")
     filters: MetadataFilter | None = None
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         validate_kb_name(self.kb)
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        _check_top_k(self.top_k)
         validate_filter(self.filters)
         return self
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        top_k: int | None = None,
+        filters: MetadataFilter | None = None,
+    ) -> list[Document]:
+        """The best passages; ``k`` (LangChain's name) or ``top_k``, and ``filters``, override the retriever's
+        own for this call (``retriever.invoke(query, k=1)``)."""
+        if k is not None and top_k is not None and k != top_k:
+            raise ValueError(f"k={k} and top_k={top_k} disagree: give one")
+        count = _check_top_k(next((n for n in (k, top_k) if n is not None), self.top_k))
+        validate_filter(filters)
+        where = self.filters if filters is None else filters
         if not isinstance(query, str):
             # The usual slip in a chain: the whole input dict reaches the retriever.
             raise TypeError(
@@ -58,9 +75,15 @@ class KnowledgeBaseRetriever(BaseRetriever):
             raise ValueError("the query is empty")
         # Checked per query, not at construction: the knowledge base may be filled after the chain is built.
         if not self.retriever.catalog.has_kb(self.kb):
-            raise KnowledgeBaseError(f"unknown knowledge base {self.kb!r}")
-        retrieval = self.retriever.run(self.kb, query, self.top_k, self.filters)
+            raise UnknownKnowledgeBase(f"unknown knowledge base {self.kb!r}")
+        retrieval = self.retriever.run(self.kb, query, count, where)
         return [to_document(n, hit) for n, hit in enumerate(retrieval.hits, start=1)]
+
+
+def _check_top_k(top_k: int) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    return top_k
 
 
 def to_document(n: int, hit: Hit) -> Document:
