@@ -58,9 +58,13 @@ LevelOption = Annotated[
     str | None, typer.Option("--level", help="Log level at least: info, warning, error …", rich_help_panel=_PANEL)
 ]
 AfterOption = Annotated[
-    str | None, typer.Option(help="Log lines at or after (2015-07-29T17:41).", rich_help_panel=_PANEL)
+    str | None,
+    typer.Option(help="Log chunks with a line at or after (2015-07-29T17:41).", rich_help_panel=_PANEL),
 ]
-BeforeOption = Annotated[str | None, typer.Option(help="Log lines at or before.", rich_help_panel=_PANEL)]
+BeforeOption = Annotated[
+    str | None,
+    typer.Option(help="Log chunks with a line at or before (no seconds: the whole minute).", rich_help_panel=_PANEL),
+]
 
 
 def engine() -> Engine:

@@ -133,7 +133,7 @@ class Engine:
 
         Raises ``KnowledgeBaseError`` with what to do when that leaves none or several to choose from.
         """
-        if kb:
+        if kb is not None:  # named, even if badly: the name is checked where it is used
             return kb
         if self.settings.default_kb:
             return self.settings.default_kb

@@ -313,3 +313,20 @@ def test_serve_refuses_several_workers_over_embedded_chroma(cli: Invoke, monkeyp
     monkeypatch.setenv("RAG_CHROMA_URL", "http://127.0.0.1:8002")
     assert cli("serve", "--workers", "4").exit_code == 0
     assert started[-1]["workers"] == 4 and started[-1]["factory"] is True
+
+
+def test_without_kb_the_only_knowledge_base_or_the_default_setting_is_used(
+    cli: Invoke, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    none_yet = cli("ask", FLIGHTS)
+    assert none_yet.exit_code == 1 and "no knowledge base yet" in flat(none_yet.stderr)
+    assert cli("ingest", corpus / "travel.md").exit_code == 0  # into "default", created
+    assert "default" in cli("kb", "list").stdout
+    assert "Economy class" in cli("ask", FLIGHTS).stdout  # the only one there is
+    assert cli("ingest", corpus / "bridge.txt", "--kb", "other").exit_code == 0
+    several = cli("search", FLIGHTS)
+    assert several.exit_code == 1 and "RAG_DEFAULT_KB" in flat(several.stderr), several.stderr
+    assert "default, other" in flat(several.stderr)
+    monkeypatch.setenv("RAG_DEFAULT_KB", "other")
+    chosen = cli("search", FLIGHTS)
+    assert chosen.exit_code == 0 and "bridge.txt" in chosen.stdout and "travel.md" not in chosen.stdout
