@@ -336,6 +336,7 @@ def test_rag_llm_honours_its_constructors_stop_and_refuses_unknown_arguments() -
 def test_rag_llm_reports_usage_metadata() -> None:
     reply = RagLLM(llm=EchoLLM()).invoke([("system", "Be brief."), ("human", "Fifteen days.")])
     assert reply.usage_metadata == {"input_tokens": 6, "output_tokens": 3, "total_tokens": 9}
+    assert reply.response_metadata["model_name"] == "echo"
     chunks = list(RagLLM(llm=EchoLLM()).stream("Fifteen days."))
     assert sum(c.usage_metadata["output_tokens"] for c in chunks if c.usage_metadata) == 3
 

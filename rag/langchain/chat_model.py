@@ -134,7 +134,7 @@ class RagLLM(BaseChatModel):
             close = getattr(pieces, "close", None)
             if close is not None:  # stops a local model when a stop sequence or the reader ended the reply
                 close()
-        metadata: dict[str, Any] = {"backend": self.llm.name}
+        metadata: dict[str, Any] = {"backend": self.llm.name, "model_name": self.llm.name}
         if cutter.matched is not None:
             metadata["stop_sequence"] = cutter.matched
         tail = cutter.flush()
