@@ -1,0 +1,147 @@
+"""Conversations kept by the server per knowledge base: list, open, rename, delete, and add turns.
+
+Whoever may read a KB may keep conversations over it (asking is reading). The page sends a
+conversation's turns as the ``history`` of ``POST /kbs/{kb}/ask``; the answer path resolves follow-ups.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from api.auth import Caller, caller
+from api.browse_routes import EngineDep, readable
+from stores.conversations import MAX_TITLE_CHARS, ConversationRecord, Conversations, TurnRecord
+
+router = APIRouter(tags=["conversations"])
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def conversations_of(request: Request) -> Conversations:
+    return request.app.state.conversations
+
+
+ConversationsDep = Annotated[Conversations, Depends(conversations_of)]
+
+
+class ConversationInfo(BaseModel):
+    conversation_id: str
+    kb: str
+    title: str
+    created_at: float
+    updated_at: float
+    turns: int
+
+    @classmethod
+    def of(cls, record: ConversationRecord) -> ConversationInfo:
+        return cls(**{name: getattr(record, name) for name in cls.model_fields})
+
+
+class TurnInfo(BaseModel):
+    seq: int
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: float
+    answer: dict[str, Any] | None = Field(None, description="The whole verified answer, for an assistant turn.")
+
+    @classmethod
+    def of(cls, record: TurnRecord) -> TurnInfo:
+        return cls(**{name: getattr(record, name) for name in cls.model_fields})
+
+
+class Conversation(ConversationInfo):
+    messages: list[TurnInfo]
+
+
+class NewConversation(BaseModel):
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+
+
+class NewTurn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=50_000)
+    answer: dict[str, Any] | None = None
+    replace_from: int | None = Field(
+        None, ge=0, description="Drop the turns from this seq on first (a regenerated answer replaces the old)."
+    )
+
+
+def existing(conversations: Conversations, kb: str, conversation_id: str) -> ConversationRecord:
+    record = conversations.get(kb, conversation_id)
+    if record is None:
+        raise HTTPException(404, f"no conversation {conversation_id!r} in the knowledge base {kb!r}")
+    return record
+
+
+@router.get("/kbs/{kb}/conversations")
+def list_conversations(
+    kb: str, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
+) -> list[ConversationInfo]:
+    """The KB's conversations, most recently used first."""
+    readable(engine, who, kb)
+    record = next((r for r in engine.knowledge_bases.list() if r.name == kb), None)
+    if record is not None:  # those of an earlier KB of the same name, deleted since, go
+        conversations.forget_before(kb, record.created_at)
+    return [ConversationInfo.of(r) for r in conversations.list(kb)]
+
+
+@router.post("/kbs/{kb}/conversations", status_code=201)
+def create_conversation(
+    kb: str, body: NewConversation, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
+) -> ConversationInfo:
+    readable(engine, who, kb)
+    try:
+        return ConversationInfo.of(conversations.create(kb, body.title))
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+
+
+@router.get("/kbs/{kb}/conversations/{conversation_id}")
+def get_conversation(
+    kb: str, conversation_id: str, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
+) -> Conversation:
+    readable(engine, who, kb)
+    record = existing(conversations, kb, conversation_id)
+    messages = [TurnInfo.of(t) for t in conversations.turns(conversation_id)]
+    return Conversation(**ConversationInfo.of(record).model_dump(), messages=messages)
+
+
+@router.patch("/kbs/{kb}/conversations/{conversation_id}")
+def rename_conversation(
+    kb: str,
+    conversation_id: str,
+    body: NewConversation,
+    engine: EngineDep,
+    who: CallerDep,
+    conversations: ConversationsDep,
+) -> ConversationInfo:
+    readable(engine, who, kb)
+    existing(conversations, kb, conversation_id)
+    try:
+        conversations.rename(kb, conversation_id, body.title)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+    return ConversationInfo.of(existing(conversations, kb, conversation_id))
+
+
+@router.delete("/kbs/{kb}/conversations/{conversation_id}")
+def delete_conversation(
+    kb: str, conversation_id: str, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
+) -> dict[str, Any]:
+    readable(engine, who, kb)
+    if not conversations.delete(kb, conversation_id):
+        raise HTTPException(404, f"no conversation {conversation_id!r} in the knowledge base {kb!r}")
+    return {"deleted": True, "conversation_id": conversation_id}
+
+
+@router.post("/kbs/{kb}/conversations/{conversation_id}/turns", status_code=201)
+def add_turn(
+    kb: str, conversation_id: str, body: NewTurn, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
+) -> TurnInfo:
+    """Append a turn (the page adds the question, then the verified answer)."""
+    readable(engine, who, kb)
+    existing(conversations, kb, conversation_id)
+    turn = conversations.append(conversation_id, body.role, body.content, body.answer, body.replace_from)
+    return TurnInfo.of(turn)
