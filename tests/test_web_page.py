@@ -368,9 +368,10 @@ def test_a_citation_opens_the_sentence_in_its_whole_chunk_and_then_the_document(
     rule = "## Rule {i}\nRule {i} covers desk number {i}; desks are cleaned on Fridays."
     rules = "\n\n".join(rule.format(i=i) for i in range(30))
     long_policy = ENGLISH_POLICY.replace(
-        "Economy class is required for flights under six hours.",
+        SUPPORT,
         "Tickets are booked through the travel desk at least two weeks ahead, and changes after booking need a "
-        "written reason from the traveller's manager. Economy class is required for flights under six hours.",
+        "written reason from the traveller's manager. Group bookings for conferences are made by the organiser, "
+        "who also confirms the hotel and the train tickets of every participant. " + SUPPORT,
     ) + "\n" + rules
     ingest(app, "policies", "travel.md", long_policy)
     with serving(app) as base_url, open_page(browser, base_url) as page:
@@ -579,8 +580,8 @@ def test_html_in_a_document_renders_as_text(
 def test_screenshots(
     browser: Browser, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, scheme: str, locale: str
 ) -> None:
-    """Screenshots of the main states, to look at by eye: kept in $RAG_SCREENSHOT_DIR when it is set."""
-    out = Path(os.environ.get("RAG_SCREENSHOT_DIR") or tmp_path / "shots")
+    """Screenshots of the main states, to look at by eye: kept in $WEB_SCREENSHOT_DIR when it is set."""
+    out = Path(os.environ.get("WEB_SCREENSHOT_DIR") or tmp_path / "shots")
     out.mkdir(parents=True, exist_ok=True)
     app = seeded(tmp_path, embedder, monkeypatch)
     ingest(app, "policies", "security.md", CHINESE_POLICY)

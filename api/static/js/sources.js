@@ -92,11 +92,11 @@ async function loadText(centre) {
   const pre = el("div", { className: "doc-text", "data-testid": "doc-text" }, ...passageNodes(text));
   const earlier = el("button", {
     type: "button", className: "ghost small", "data-testid": "doc-earlier", text: t("earlier"),
-    disabled: text.first_chunk === 0, onclick: () => loadText(text.first_chunk - TEXT_RADIUS - 1).catch(showError),
+    hidden: text.first_chunk === 0, onclick: () => loadText(text.first_chunk - TEXT_RADIUS - 1).catch(showError),
   });
   const later = el("button", {
     type: "button", className: "ghost small", "data-testid": "doc-later", text: t("later"),
-    disabled: text.last_chunk >= text.total_chunks - 1,
+    hidden: text.last_chunk >= text.total_chunks - 1,
     onclick: () => loadText(text.last_chunk + TEXT_RADIUS + 1).catch(showError),
   });
   const caption = t("documentText", { first: text.first_chunk + 1, last: text.last_chunk + 1, total: text.total_chunks });
