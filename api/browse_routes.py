@@ -21,6 +21,7 @@ from rag.engine import Engine
 from rag.ingest_jobs import IngestJob
 from rag.knowledge_base import KnowledgeBaseError
 from rag.retrieval import fetch_chunks
+from stores.write_lock import WriteLock
 
 router = APIRouter()
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -133,6 +134,17 @@ def whoami(request: Request, who: CallerDep) -> KeyInfo:
     if who.key is None:
         return KeyInfo(keys_required=bool(request.app.state.api_keys))
     return KeyInfo(keys_required=True, name=who.key.name or None, access=who.key.access, kbs=who.key.kbs)
+
+
+class WriteLockState(BaseModel):
+    holder: str | None = Field(None, description='Another process writing now ("process 1234"), or null.')
+
+
+@router.get("/write-lock", tags=["service"])
+def write_lock(engine: EngineDep) -> WriteLockState:
+    """Whether another process holds the data directory's write lock: why a change is waiting."""
+    lock = engine.knowledge_bases.writing
+    return WriteLockState(holder=lock.elsewhere() if isinstance(lock, WriteLock) else None)
 
 
 @router.get("/kbs/{kb}/document-page", tags=["documents"])

@@ -190,6 +190,7 @@ def test_a_job_waiting_for_the_write_lock_says_so(client: TestClient, tmp_path: 
         assert polled["status"] in ("queued", "running")
         assert polled["waiting"] == f"waiting for another writer (process {holder.pid})"
         assert client.get("/kbs/t/jobs").json()[0]["waiting"] == polled["waiting"]
+        assert client.get("/write-lock").json() == {"holder": f"process {holder.pid}"}
     finally:
         assert holder.stdin is not None
         holder.stdin.write("\n")
@@ -197,6 +198,7 @@ def test_a_job_waiting_for_the_write_lock_says_so(client: TestClient, tmp_path: 
         holder.wait(timeout=10)
     done = client.app.state.engine.ingest_jobs.wait("t", job["job_id"], timeout=120)
     assert done.status == "done" and done.waiting is None
+    assert client.get("/write-lock").json() == {"holder": None}
 
 
 def test_whoami_says_what_a_key_may_do(tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:

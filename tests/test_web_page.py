@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
 
 from api.app import create_app
 from rag.engine import Engine
@@ -612,3 +614,82 @@ def test_screenshots(
                 page.screenshot(path=str(out / f"{tag}-retrieval.png"))
             context.close()
     assert len(list(out.glob(f"{tag}-*.png"))) == 5
+
+
+HOLD_WRITE_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, str(os.getpid()).encode())
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_uploads_and_deletes_say_when_they_wait_for_another_writer(
+    browser: Browser, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = seeded(tmp_path, embedder, monkeypatch)
+    lock = app.state.engine.settings.data_dir / "write.lock"
+    with serving(app) as base_url, open_page(browser, base_url) as page:
+        expect(page.get_by_test_id("doc-row")).to_have_count(1)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_WRITE_LOCK, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            page.get_by_test_id("file-input").set_input_files(
+                files=[{"name": "bridge.txt", "mimeType": "text/plain", "buffer": ENGLISH_HISTORY.encode()}]
+            )
+            card = page.get_by_test_id("job-card").first
+            expect(card.get_by_test_id("job-waiting")).to_contain_text("Waiting for another writer")
+            expect(card.get_by_test_id("job-waiting")).to_contain_text(f"process {holder.pid}")
+            page.get_by_test_id("doc-row").filter(has_text="travel.md").get_by_test_id("doc-delete").click()
+            expect(page.get_by_test_id("notice")).to_contain_text(f"Waiting for another writer (process {holder.pid})")
+        finally:
+            assert holder.stdin is not None
+            holder.stdin.write("\n")
+            holder.stdin.close()
+            holder.wait(timeout=10)
+        expect(card.get_by_test_id("job-status")).to_have_attribute("data-status", "done")
+        expect(card.get_by_test_id("job-waiting")).to_have_count(0)
+        expect(page.get_by_test_id("doc-row")).to_have_text([re.compile("bridge.txt")])
+        expect(page.get_by_test_id("notice")).to_be_hidden()
+
+
+def test_stop_copy_and_regenerate(
+    browser: Browser, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serving(seeded(tmp_path, embedder, monkeypatch)) as base_url, open_page(browser, base_url) as page:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        expect(page.get_by_test_id("kb-select")).to_have_value("policies")
+        # Stop: the request is held on its way, and the answer is stopped before it comes.
+        held: list[Route] = []
+
+        def hold(route: Route) -> None:
+            held.append(route)
+
+        page.route("**/ask", hold)
+        page.get_by_test_id("question").fill(FLIGHTS)
+        page.get_by_test_id("ask-button").click()
+        page.get_by_test_id("stop-button").click()
+        stopped = page.get_by_test_id("message-assistant").last
+        expect(stopped).to_have_attribute("data-state", "stopped")
+        expect(page.get_by_test_id("ask-button")).to_be_visible()
+        assert len(held) == 1  # the page's request was stopped while held (Playwright settles it)
+        page.unroute("**/ask")
+
+        answer = ask(page, FLIGHTS)
+        answer.get_by_test_id("copy").click()
+        expect(answer.get_by_test_id("copy")).to_have_text("Copied")
+        assert "Economy" in page.evaluate("navigator.clipboard.readText()")
+
+        answer.get_by_test_id("regenerate").click()
+        expect(answer).to_have_attribute("data-state", "done")
+        expect(answer.get_by_test_id("answer-text")).to_contain_text("Economy")
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        # The stopped question, then the asked one and its (regenerated) answer: nothing doubled.
+        expect(page.get_by_test_id("message-user")).to_have_count(2)
+        expect(page.get_by_test_id("message-assistant")).to_have_count(1)

@@ -2,7 +2,7 @@
 import { getJson, sendJson } from "./api.js";
 import { $, el, kbPath } from "./dom.js";
 import { openDocument } from "./sources.js";
-import { canWrite, showError, state } from "./state.js";
+import { canWrite, showError, state, whileWriting } from "./state.js";
 import { t } from "./strings.js";
 
 const PAGE = 50;
@@ -115,7 +115,7 @@ export function renderDocuments() {
 async function deleteDocument(doc) {
   if (!window.confirm(t("confirmDeleteDoc", { name: documentName(doc) }))) return;
   try {
-    await sendJson("DELETE", `${kbPath(state.kb)}/documents/${encodeURIComponent(doc.doc_id)}`);
+    await whileWriting(() => sendJson("DELETE", `${kbPath(state.kb)}/documents/${encodeURIComponent(doc.doc_id)}`));
     await onChanged();
   } catch (error) {
     showError(error);

@@ -6,7 +6,7 @@ import { $, el, kbPath } from "./dom.js";
 import { initDocuments, loadDocuments, renderDocuments, resetDocuments } from "./documents.js";
 import { clearRetrieval, initRetrieval } from "./retrieval.js";
 import { showMode } from "./sources.js";
-import { canWrite, clearError, setKb, showError, showNotice, state } from "./state.js";
+import { canWrite, clearError, setKb, showError, showNotice, state, whileWriting } from "./state.js";
 import { language, setLanguage, t, translatePage } from "./strings.js";
 import { initUploads, loadJobs, renderJobs, uploadFiles } from "./uploads.js";
 
@@ -175,7 +175,7 @@ async function selectAfterChange(name) {
 async function deleteKb() {
   if (!state.kb || !window.confirm(t("confirmDeleteKb", { name: state.kb }))) return;
   try {
-    await sendJson("DELETE", kbPath(state.kb));
+    await whileWriting(() => sendJson("DELETE", kbPath(state.kb)));
     localStorage.removeItem(`rag-kb.conversation.${state.kb}`);
     setKb("");
     await loadKbs(true);

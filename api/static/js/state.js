@@ -1,5 +1,7 @@
 // The page's shared state, the error/notice bar, and what the current key may do.
-import { $ } from "./dom.js";
+import { getJson } from "./api.js";
+import { $, sleep } from "./dom.js";
+import { t } from "./strings.js";
 
 export const state = {
   kbs: [],
@@ -36,4 +38,25 @@ export function showNotice(message) {
 export function clearError() {
   $("error").hidden = true;
   $("error-text").textContent = "";
+}
+
+/** Runs `change` (a delete); while it takes long because another process holds the write lock, says so. */
+export async function whileWriting(change) {
+  let done = false;
+  const watch = async () => {
+    await sleep(1000);
+    while (!done) {
+      const { holder } = await getJson("/write-lock").catch(() => ({ holder: null }));
+      if (done) break;
+      if (holder) showNotice(`${t("waitingWriter")} (${holder})…`);
+      await sleep(1000);
+    }
+  };
+  watch();
+  try {
+    return await change();
+  } finally {
+    done = true;
+    if ($("notice-text").textContent.startsWith(t("waitingWriter"))) $("notice").hidden = true;
+  }
 }
