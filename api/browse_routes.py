@@ -21,6 +21,7 @@ from rag.engine import Engine
 from rag.ingest_jobs import IngestJob
 from rag.knowledge_base import KnowledgeBaseError
 from rag.retrieval import fetch_chunks
+from rag.types import section_of
 from stores.write_lock import WriteLock
 
 router = APIRouter()
@@ -74,7 +75,7 @@ class ChunkView(BaseModel):
     def of(cls, chunk: Chunk) -> ChunkView:
         meta = chunk.metadata
         source = str(meta.get("source", ""))
-        section = meta.get("section") or meta.get("sheet") or (f"slide {meta['slide']}" if "slide" in meta else None)
+        section = section_of(meta)
         return cls(
             chunk_id=chunk.id,
             doc_id=chunk.doc_id,

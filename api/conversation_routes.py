@@ -6,6 +6,7 @@ conversation's turns as the ``history`` of ``POST /kbs/{kb}/ask``; the answer pa
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -26,33 +27,11 @@ def conversations_of(request: Request) -> Conversations:
 ConversationsDep = Annotated[Conversations, Depends(conversations_of)]
 
 
-class ConversationInfo(BaseModel):
-    conversation_id: str
-    kb: str
-    title: str
-    created_at: float
-    updated_at: float
-    turns: int
+@dataclass(frozen=True, slots=True)
+class Conversation(ConversationRecord):
+    """A conversation with its turns, oldest first (an assistant turn's ``answer`` is the whole verified answer)."""
 
-    @classmethod
-    def of(cls, record: ConversationRecord) -> ConversationInfo:
-        return cls(**{name: getattr(record, name) for name in cls.model_fields})
-
-
-class TurnInfo(BaseModel):
-    seq: int
-    role: Literal["user", "assistant"]
-    content: str
-    created_at: float
-    answer: dict[str, Any] | None = Field(None, description="The whole verified answer, for an assistant turn.")
-
-    @classmethod
-    def of(cls, record: TurnRecord) -> TurnInfo:
-        return cls(**{name: getattr(record, name) for name in cls.model_fields})
-
-
-class Conversation(ConversationInfo):
-    messages: list[TurnInfo]
+    messages: list[TurnRecord]
 
 
 class NewConversation(BaseModel):
@@ -78,22 +57,22 @@ def existing(conversations: Conversations, kb: str, conversation_id: str) -> Con
 @router.get("/kbs/{kb}/conversations")
 def list_conversations(
     kb: str, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
-) -> list[ConversationInfo]:
+) -> list[ConversationRecord]:
     """The KB's conversations, most recently used first."""
     readable(engine, who, kb)
     record = next((r for r in engine.knowledge_bases.list() if r.name == kb), None)
     if record is not None:  # those of an earlier KB of the same name, deleted since, go
         conversations.forget_before(kb, record.created_at)
-    return [ConversationInfo.of(r) for r in conversations.list(kb)]
+    return conversations.list(kb)
 
 
 @router.post("/kbs/{kb}/conversations", status_code=201)
 def create_conversation(
     kb: str, body: NewConversation, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
-) -> ConversationInfo:
+) -> ConversationRecord:
     readable(engine, who, kb)
     try:
-        return ConversationInfo.of(conversations.create(kb, body.title))
+        return conversations.create(kb, body.title)
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
 
@@ -104,8 +83,7 @@ def get_conversation(
 ) -> Conversation:
     readable(engine, who, kb)
     record = existing(conversations, kb, conversation_id)
-    messages = [TurnInfo.of(t) for t in conversations.turns(conversation_id)]
-    return Conversation(**ConversationInfo.of(record).model_dump(), messages=messages)
+    return Conversation(**asdict(record), messages=conversations.turns(conversation_id))
 
 
 @router.patch("/kbs/{kb}/conversations/{conversation_id}")
@@ -116,14 +94,14 @@ def rename_conversation(
     engine: EngineDep,
     who: CallerDep,
     conversations: ConversationsDep,
-) -> ConversationInfo:
+) -> ConversationRecord:
     readable(engine, who, kb)
     existing(conversations, kb, conversation_id)
     try:
         conversations.rename(kb, conversation_id, body.title)
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
-    return ConversationInfo.of(existing(conversations, kb, conversation_id))
+    return existing(conversations, kb, conversation_id)
 
 
 @router.delete("/kbs/{kb}/conversations/{conversation_id}")
@@ -139,9 +117,8 @@ def delete_conversation(
 @router.post("/kbs/{kb}/conversations/{conversation_id}/turns", status_code=201)
 def add_turn(
     kb: str, conversation_id: str, body: NewTurn, engine: EngineDep, who: CallerDep, conversations: ConversationsDep
-) -> TurnInfo:
+) -> TurnRecord:
     """Append a turn (the page adds the question, then the verified answer)."""
     readable(engine, who, kb)
     existing(conversations, kb, conversation_id)
-    turn = conversations.append(conversation_id, body.role, body.content, body.answer, body.replace_from)
-    return TurnInfo.of(turn)
+    return conversations.append(conversation_id, body.role, body.content, body.answer, body.replace_from)

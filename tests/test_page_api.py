@@ -3,8 +3,6 @@ the supporting sentence of a citation, recent jobs, a job waiting for another wr
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from rag.settings import Settings
 from stores import Embedder
 from stores.conversations import Conversations
 from tests.conftest import ENGLISH_HISTORY, ENGLISH_POLICY
+from tests.write_lock_holder import another_writer
 
 READ_KEY = "read-only-key-0123456789"
 WRITE_KEY = "write-key-0123456789abcdef"
@@ -166,36 +165,15 @@ def test_every_batch_keeps_its_per_file_outcomes(client: TestClient) -> None:
     assert all(job["waiting"] is None for job in jobs)
 
 
-HOLD_LOCK = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.ftruncate(fd, 0)
-os.write(fd, str(os.getpid()).encode())
-print("held", flush=True)
-sys.stdin.readline()
-"""
-
-
 def test_a_job_waiting_for_the_write_lock_says_so(client: TestClient, tmp_path: Path) -> None:
     client.post("/kbs", json={"name": "t"})
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "data" / "write.lock")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with another_writer(tmp_path / "data" / "write.lock") as pid:
         job = upload(client, "t", ("travel.md", ENGLISH_POLICY), wait=False)
         polled = client.get(f"/kbs/t/jobs/{job['job_id']}").json()
         assert polled["status"] in ("queued", "running")
-        assert polled["waiting"] == f"waiting for another writer (process {holder.pid})"
+        assert polled["waiting"] == f"waiting for another writer (process {pid})"
         assert client.get("/kbs/t/jobs").json()[0]["waiting"] == polled["waiting"]
-        assert client.get("/write-lock").json() == {"holder": f"process {holder.pid}"}
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=10)
+        assert client.get("/write-lock").json() == {"holder": f"process {pid}"}
     done = client.app.state.engine.ingest_jobs.wait("t", job["job_id"], timeout=120)
     assert done.status == "done" and done.waiting is None
     assert client.get("/write-lock").json() == {"holder": None}

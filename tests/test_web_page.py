@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +25,7 @@ from rag.settings import Settings
 from stores import Embedder
 from tests.conftest import CHINESE_POLICY, ENGLISH_HISTORY, ENGLISH_POLICY
 from tests.live_server import serving
+from tests.write_lock_holder import another_writer
 
 pytestmark = pytest.mark.slow
 
@@ -616,17 +615,6 @@ def test_screenshots(
     assert len(list(out.glob(f"{tag}-*.png"))) == 5
 
 
-HOLD_WRITE_LOCK = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.ftruncate(fd, 0)
-os.write(fd, str(os.getpid()).encode())
-print("held", flush=True)
-sys.stdin.readline()
-"""
-
-
 def test_uploads_and_deletes_say_when_they_wait_for_another_writer(
     browser: Browser, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -634,24 +622,15 @@ def test_uploads_and_deletes_say_when_they_wait_for_another_writer(
     lock = app.state.engine.settings.data_dir / "write.lock"
     with serving(app) as base_url, open_page(browser, base_url) as page:
         expect(page.get_by_test_id("doc-row")).to_have_count(1)
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_WRITE_LOCK, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with another_writer(lock) as pid:
             page.get_by_test_id("file-input").set_input_files(
                 files=[{"name": "bridge.txt", "mimeType": "text/plain", "buffer": ENGLISH_HISTORY.encode()}]
             )
             card = page.get_by_test_id("job-card").first
             expect(card.get_by_test_id("job-waiting")).to_contain_text("Waiting for another writer")
-            expect(card.get_by_test_id("job-waiting")).to_contain_text(f"process {holder.pid}")
+            expect(card.get_by_test_id("job-waiting")).to_contain_text(f"process {pid}")
             page.get_by_test_id("doc-row").filter(has_text="travel.md").get_by_test_id("doc-delete").click()
-            expect(page.get_by_test_id("notice")).to_contain_text(f"Waiting for another writer (process {holder.pid})")
-        finally:
-            assert holder.stdin is not None
-            holder.stdin.write("\n")
-            holder.stdin.close()
-            holder.wait(timeout=10)
+            expect(page.get_by_test_id("notice")).to_contain_text(f"Waiting for another writer (process {pid})")
         expect(card.get_by_test_id("job-status")).to_have_attribute("data-status", "done")
         expect(card.get_by_test_id("job-waiting")).to_have_count(0)
         expect(page.get_by_test_id("doc-row")).to_have_text([re.compile("bridge.txt")])
