@@ -605,14 +605,22 @@ def test_screenshots(
                 page.get_by_test_id("cite-open-doc").click()
                 expect(page.get_by_test_id("doc-passage")).to_be_visible()
                 page.screenshot(path=str(out / f"{tag}-document.png"))
+                page.get_by_test_id("doc-mode-chunks").click()
+                expect(page.get_by_test_id("chunk-card").first).to_be_visible()
+                page.screenshot(path=str(out / f"{tag}-chunks.png"))
                 page.get_by_test_id("doc-close").click()
                 page.get_by_test_id("tab-search").click()
                 page.get_by_test_id("search-query").fill(question)
                 page.get_by_test_id("search-button").click()
                 expect(page.get_by_test_id("search-hit").first).to_be_visible()
                 page.screenshot(path=str(out / f"{tag}-retrieval.png"))
+            else:
+                page.get_by_test_id("side-panel-toggle").click()
+                page.get_by_test_id("side-panel-toggle").scroll_into_view_if_needed()
+                expect(page.get_by_test_id("doc-row").first).to_be_visible()
+                page.screenshot(path=str(out / f"{tag}-phone-panel.png"), full_page=True)
             context.close()
-    assert len(list(out.glob(f"{tag}-*.png"))) == 5
+    assert len(list(out.glob(f"{tag}-*.png"))) == 7
 
 
 def test_uploads_and_deletes_say_when_they_wait_for_another_writer(
