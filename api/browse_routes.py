@@ -29,6 +29,13 @@ CallerDep = Annotated[Caller, Depends(caller)]
 MAX_PAGE = 200
 LOCATION_KEYS = frozenset({"source", "page", "section", "line_start", "line_end"})
 DocumentSort = Literal["name", "chunks", "size", "ingested_at", "status"]
+SORT_COLUMNS = {  # the catalog column each sort uses
+    "name": "source",
+    "chunks": "chunk_count",
+    "size": "size",
+    "ingested_at": "ingested_at",
+    "status": "status",
+}
 
 
 def engine_of(request: Request) -> Engine:
@@ -153,21 +160,20 @@ def document_page(
     kb: str,
     engine: EngineDep,
     who: CallerDep,
-    q: Annotated[str, Query(max_length=200, description="Part of the name, source or title (any case).")] = "",
+    q: Annotated[str, Query(max_length=200, description="Part of the file's path or title (ASCII in any case).")] = "",
     sort: DocumentSort = "name",
     order: Literal["asc", "desc"] = "asc",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> DocumentPage:
-    """One page of a KB's documents, searched and sorted by the server (a KB may hold many thousands)."""
+    """One page of a KB's documents, searched and sorted by the server (a KB may hold many thousands).
+
+    The search matches part of the file's path or title (ASCII letters in any case); ``name`` sorts by the path."""
     readable(engine, who, kb)
-    documents = [DocumentInfo.of(r) for r in engine.knowledge_bases.documents(kb)]
-    needle = q.strip().casefold()
-    if needle:
-        documents = [d for d in documents if needle in f"{d.name}\n{d.source}\n{d.title}".casefold()]
-    documents.sort(key=lambda d: (d.name.casefold() if sort == "name" else getattr(d, sort), d.doc_id),
-                   reverse=order == "desc")
-    return DocumentPage(total=len(documents), offset=offset, limit=limit, items=documents[offset : offset + limit])
+    total, records = engine.knowledge_bases.catalog.page(
+        kb, q.strip(), SORT_COLUMNS[sort], order == "desc", offset, limit
+    )
+    return DocumentPage(total=total, offset=offset, limit=limit, items=[DocumentInfo.of(r) for r in records])
 
 
 def chunks_by_index(engine: Engine, kb: str, doc_id: str, first: int, last: int) -> list[ChunkView]:
