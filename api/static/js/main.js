@@ -86,9 +86,11 @@ function openKeyDialog() {
 function applyKey() {
   const key = state.key;
   const button = $("key-button");
+  const keyed = key && key.keys_required && apiKey();
+  const access = keyed ? t(key.access === "write" ? "accessWrite" : "accessRead") : "";
   if (key && !key.keys_required) button.textContent = t("noKeyNeeded");
-  else if (key && apiKey()) button.textContent = t("apiKeySet", { access: t(key.access === "write" ? "accessWrite" : "accessRead") });
-  else button.textContent = t("apiKey");
+  else button.textContent = keyed ? t("apiKeySet", { access }) : t("apiKey");
+  button.title = keyed ? t("keyAccess", { access, kbs: key.kbs.includes("*") ? t("allKbs") : key.kbs.join(", ") }) : "";
   const readOnly = key && key.keys_required && key.access !== "write";
   $("kb-name").disabled = Boolean(readOnly);
   $("kb-create").disabled = Boolean(readOnly);
