@@ -680,3 +680,35 @@ def test_stop_copy_and_regenerate(
         # The stopped question, then the asked one and its (regenerated) answer: nothing doubled.
         expect(page.get_by_test_id("message-user")).to_have_count(2)
         expect(page.get_by_test_id("message-assistant")).to_have_count(1)
+
+
+def test_retrieval_testing_ranks_chunks_with_the_api_filters(
+    browser: Browser, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = seeded(tmp_path, embedder, monkeypatch)
+    ingest(app, "policies", "bridge.txt", ENGLISH_HISTORY)
+    with serving(app) as base_url, open_page(browser, base_url) as page:
+        page.get_by_test_id("tab-search").click()
+        expect(page.get_by_test_id("question")).to_be_hidden()
+        page.get_by_test_id("search-query").fill("Which bridge spans the Calder River?")
+        page.get_by_test_id("search-button").click()
+        hits = page.get_by_test_id("search-hit")
+        expect(hits.first).to_contain_text("bridge.txt")
+        scores = [float(s) for s in page.get_by_test_id("search-score").all_inner_texts()]
+        assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+        # The API's own filters, as JSON: only Markdown chunks now.
+        page.get_by_test_id("search-filters").fill('{"format": "md"}')
+        page.get_by_test_id("search-button").click()
+        expect(hits.filter(has_text="bridge.txt")).to_have_count(0)
+        page.get_by_test_id("search-filters").fill("{not json")
+        page.get_by_test_id("search-button").click()
+        expect(page.get_by_test_id("error")).to_contain_text("not valid JSON")
+
+        # A hit opens like a citation: the whole chunk.
+        page.get_by_test_id("error-close").click()
+        page.get_by_test_id("search-filters").fill("")
+        page.get_by_test_id("search-button").click()
+        expect(hits.first).to_contain_text("bridge.txt")
+        hits.first.get_by_test_id("search-open").click()
+        expect(page.get_by_test_id("cite-snippet")).to_contain_text("Calder River")
