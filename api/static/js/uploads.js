@@ -26,9 +26,12 @@ export async function loadJobs() {
   const kb = state.kb;
   const jobs = await getJson(`${kbPath(kb)}/jobs?limit=${SHOWN}`);
   if (kb !== state.kb) return;
-  cards = jobs.map((job) => ({ id: job.job_id, job, upload: null }));
+  // Uploads started while this loaded are newer and already followed: they stay first.
+  const fresh = jobs.filter((job) => !cards.some((card) => card.id === job.job_id));
+  const loaded = fresh.map((job) => ({ id: job.job_id, job, upload: null }));
+  cards = [...cards, ...loaded];
   renderJobs();
-  for (const card of cards) if (!finishedJob(card.job)) follow(kb, card);
+  for (const card of loaded) if (!finishedJob(card.job)) follow(kb, card);
 }
 
 export async function uploadFiles(fileList) {
