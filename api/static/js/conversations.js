@@ -15,7 +15,19 @@ export function initConversations(render) {
 
 /** The KB's conversations; the one open last in this browser is reopened. */
 export async function loadConversations() {
-  conv.list = state.kb ? await getJson(`${kbPath(state.kb)}/conversations`) : [];
+  Object.assign(conv, { list: [], current: null }); // the previous KB's chat goes at once
+  renderConversations();
+  show([]);
+  const kb = state.kb;
+  const list = kb ? await getJson(`${kbPath(kb)}/conversations`) : [];
+  if (kb !== state.kb) return;
+  // One started by a question asked while this loaded stays open, first in the list.
+  const started = conv.list.filter((c) => !list.some((l) => l.conversation_id === c.conversation_id));
+  conv.list = [...started, ...list];
+  if (conv.current) {
+    renderConversations();
+    return;
+  }
   const last = state.kb && localStorage.getItem(remembered(state.kb));
   if (last && conv.list.some((c) => c.conversation_id === last)) await openConversation(last);
   else startConversation();
