@@ -21,7 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import chatglm_routes, knowledge_routes, openai_routes
+from api import chatglm_routes, knowledge_routes, openai_routes, page_api
 from api.deps import caller
 from api.errors import OPENAI_PREFIX, install_error_handlers
 from api.uploads import Stager
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_error_handlers(app)
     for router in (knowledge_routes.router, openai_routes.router, chatglm_routes.router):
         app.include_router(router, dependencies=[Depends(caller)])
+    page_api.install(app)
 
     health = Health(engine)
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from ingest.document import LoadError
 from rag.knowledge_base import IngestReport, KnowledgeBaseError, KnowledgeBases, document_id, part_source
 from stores.sqlite import connect
+from stores.write_lock import WriteLock
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 FileOutcome = Literal["pending", "added", "updated", "unchanged", "failed", "refused"]
@@ -51,6 +52,9 @@ class IngestJob(BaseModel):
     done_files: int
     files: list[JobFile]
     error: str | None = Field(None, description="Why the whole job failed (files say why each one did).")
+    waiting: str | None = Field(
+        None, description="Set while the job cannot go on because another process is writing: who that is."
+    )
     created_at: float
     updated_at: float
 
@@ -102,6 +106,8 @@ class IngestJobs:
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-ingest")
         self._futures: dict[str, Future[None]] = {}
+        lock = knowledge_bases.writing
+        self._write_lock = lock if isinstance(lock, WriteLock) else None
         self._forget_dead()
 
     def submit(self, kb: str, uploads: Sequence[Upload], refused: Sequence[JobFile] = ()) -> IngestJob:
@@ -134,8 +140,23 @@ class IngestJobs:
             ).fetchone()
         if row is None:
             return None
+        return self._job(row)
+
+    def recent(self, kb: str, limit: int = 20) -> list[IngestJob]:
+        """The newest ``limit`` jobs of ``kb`` (kept a week), newest first: every batch's per-file outcomes."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, kb, status, files, error, created_at, updated_at FROM jobs WHERE kb = ?"
+                " ORDER BY created_at DESC LIMIT ?",
+                (kb, limit),
+            ).fetchall()
+        return [self._job(row) for row in rows]
+
+    def _job(self, row: tuple) -> IngestJob:
         files = [JobFile(**f) for f in json.loads(row[3])]
         done = sum(f.outcome != "pending" for f in files)
+        unfinished = row[2] in ("queued", "running")
+        waiting = self._write_lock.elsewhere() if unfinished and self._write_lock is not None else None
         return IngestJob(
             job_id=row[0],
             kb=row[1],
@@ -144,6 +165,7 @@ class IngestJobs:
             done_files=done,
             files=files,
             error=row[4],
+            waiting=f"waiting for another writer ({waiting})" if waiting else None,
             created_at=row[5],
             updated_at=row[6],
         )

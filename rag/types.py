@@ -11,6 +11,12 @@ from stores.hit import Hit
 SNIPPET_CHARS = 300
 
 
+def section_of(metadata: dict[str, Any]) -> str | None:
+    """Where in its document a chunk is, beside the page: its heading, sheet or slide."""
+    slide = f"slide {metadata['slide']}" if "slide" in metadata else None
+    return metadata.get("section") or metadata.get("sheet") or slide
+
+
 class Citation(BaseModel):
     """A numbered source: where the text is (document, file, page, offsets) and how relevant it was."""
 
@@ -31,7 +37,7 @@ class Citation(BaseModel):
     def from_hit(cls, n: int, hit: Hit) -> Citation:
         chunk = hit.chunk
         meta = chunk.metadata
-        section = meta.get("section") or meta.get("sheet") or (f"slide {meta['slide']}" if "slide" in meta else None)
+        section = section_of(meta)
         snippet = chunk.text if len(chunk.text) <= SNIPPET_CHARS else chunk.text[:SNIPPET_CHARS] + "…"
         return cls(
             n=n,

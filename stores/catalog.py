@@ -147,3 +147,26 @@ class Catalog:
                 (kb, READY, *among),
             )
             return {row[0]: row[1] for row in rows}
+
+    PAGE_ORDERS = ("source", "chunk_count", "size", "ingested_at", "status")
+
+    def page(
+        self, kb: str, search: str = "", order_by: str = "source", descending: bool = False, offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[DocumentRecord]]:
+        """One page of ``kb``'s documents whose source or title contains ``search`` (ASCII case ignored),
+        sorted by the column ``order_by`` (one of :attr:`PAGE_ORDERS`); also how many match in all."""
+        if order_by not in self.PAGE_ORDERS:
+            raise ValueError(f"documents sort by one of {', '.join(self.PAGE_ORDERS)}, not {order_by!r}")
+        where, args = "kb = ?", [kb]
+        if search:
+            where, args = where + " AND instr(lower(source || char(10) || title), lower(?)) > 0", [kb, search]
+        direction = "DESC" if descending else "ASC"
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM documents WHERE {where}", args).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT * FROM documents WHERE {where} ORDER BY {order_by} {direction}, doc_id {direction}"
+                " LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
+        return total, [DocumentRecord(*row) for row in rows]

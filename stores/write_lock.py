@@ -98,3 +98,21 @@ class WriteLock:
             pid = int(self.path.read_text().strip())
             return f"process {pid}"
         return "another process"
+
+    def elsewhere(self) -> str | None:
+        """Who holds the lock now if it is another process ("process 1234"), else None (free, or held here).
+
+        A probe for status pages: it takes and drops a shared lock at once, so a writer polling for the
+        lock (every ``poll`` seconds) is delayed by one poll at most."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None  # no lock file: nobody has written yet
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.holder()
+            return None if holder == f"process {os.getpid()}" else holder
+        finally:
+            os.close(fd)  # closing drops the probe's lock, if it got one
+        return None
