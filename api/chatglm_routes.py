@@ -43,16 +43,14 @@ class ChatGLMResponse(BaseModel):
     citations: list[dict[str, Any]]
 
 
-def knowledge_base_for(engine: Engine, kb: str | None) -> str:
+def knowledge_base_for(engine: Engine, kb: str | None, who: Caller) -> str:
+    """The KB asked for, else the default, else the only KB the caller may read (others stay unnamed)."""
     if kb or engine.settings.default_kb:
         return kb or engine.settings.default_kb  # type: ignore[return-value]
-    names = [r.name for r in engine.knowledge_bases.list()]
+    names = [r.name for r in engine.knowledge_bases.list() if who.may(r.name)]
     if len(names) == 1:
         return names[0]
-    raise HTTPException(
-        422,
-        f"which knowledge base? there are {len(names)}: pass ?kb=NAME or set RAG_DEFAULT_KB",
-    )
+    raise HTTPException(422, "which knowledge base? pass ?kb=NAME or set RAG_DEFAULT_KB")
 
 
 def chatglm(
@@ -61,7 +59,7 @@ def chatglm(
     who: CallerDep,
     kb: Annotated[str | None, Query(description="Knowledge base; default: default_kb.")] = None,
 ) -> ChatGLMResponse:
-    name = knowledge_base_for(engine, kb)
+    name = knowledge_base_for(engine, kb, who)
     readable(engine, who, name)
     history = body.history or []
     if any(len(turn) != 2 for turn in history):

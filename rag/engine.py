@@ -78,8 +78,8 @@ class Engine:
     @cached_property
     def vectors(self) -> ChromaVectorStore:
         if self.settings.chroma_url:
-            return ChromaVectorStore(url=self.settings.chroma_url)
-        return ChromaVectorStore(path=self.settings.data_dir / "chroma")
+            return ChromaVectorStore(url=self.settings.chroma_url, collection_of=self.catalog.collection)
+        return ChromaVectorStore(path=self.settings.data_dir / "chroma", collection_of=self.catalog.collection)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -105,6 +105,7 @@ class Engine:
             max_file_bytes=int(self.settings.max_file_mb * 2**20),
             write_lock=WriteLock(self.settings.data_dir / "write.lock"),
             share_template_vectors=self.settings.share_template_vectors,
+            budget=self.settings.parse_budget(),
         )
 
     @cached_property

@@ -22,9 +22,11 @@ T = TypeVar("T")
 
 
 def collection_name(kb: str) -> str:
-    """A valid Chroma collection name (3–512 chars of ``[A-Za-z0-9._-]``) for any KB name.
+    """The collection of a KB the catalog assigned none (made before collections were ids):
+    plain ASCII names as they are, others (Chinese names, say) hashed.
 
-    Plain ASCII names stay readable; others (Chinese names, say) are hashed.
+    Two KB names can share one such name (``x y`` and the 32 hex digits of its hash), which is why
+    every KB made now gets its own collection from the catalog (``collection_of``), never its name.
     """
     if SAFE_NAME.fullmatch(kb):
         return f"kb-{kb}"
@@ -71,7 +73,11 @@ class ChromaVectorStore:
         hits = store.query("handbook", query_vector, k=10)
     """
 
-    def __init__(self, path: Path | None = None, url: str | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, url: str | None = None, collection_of: Callable[[str], str | None] | None = None
+    ) -> None:
+        """``collection_of(kb)`` names the KB's collection (the catalog's id for it); None or absent:
+        the name :func:`collection_name` derives from the KB's name."""
         if (path is None) == (url is None):
             raise ValueError("give exactly one of path (embedded Chroma) or url (a Chroma server)")
         import chromadb
@@ -94,18 +100,24 @@ class ChromaVectorStore:
             # would otherwise meet "database is locked" and fail, so they open it in turn.
             with WriteLock(Path(path) / "open.lock", timeout=120):
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-        self._collections: dict[str, Any] = {}
+        self._collection_of = collection_of or (lambda kb: None)
+        self._collections: dict[str, Any] = {}  # by collection name
+
+    def collection_name(self, kb: str) -> str:
+        """The Chroma collection that holds ``kb``'s vectors."""
+        return self._collection_of(kb) or collection_name(kb)
 
     def _collection(self, kb: str):
-        collection = self._collections.get(kb)
+        name = self.collection_name(kb)
+        collection = self._collections.get(name)
         if collection is None:
             collection = self._client.get_or_create_collection(
-                name=collection_name(kb),
+                name=name,
                 embedding_function=None,  # we embed; Chroma's default would download a model
                 configuration={"hnsw": {"space": "cosine"}},
                 metadata={"kb": kb},
             )
-            self._collections[kb] = collection
+            self._collections[name] = collection
         return collection
 
     def _on_collection(self, kb: str, operation: Callable[[Any], T]) -> T:
@@ -119,7 +131,7 @@ class ChromaVectorStore:
         try:
             return operation(self._collection(kb))
         except NotFoundError:
-            self._collections.pop(kb, None)
+            self._collections.pop(self.collection_name(kb), None)
             return operation(self._collection(kb))
 
     def add(self, kb: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
@@ -153,9 +165,10 @@ class ChromaVectorStore:
         self._on_collection(kb, delete)
 
     def delete_kb(self, kb: str) -> None:
-        self._collections.pop(kb, None)
+        name = self.collection_name(kb)
+        self._collections.pop(name, None)
         try:
-            self._client.delete_collection(collection_name(kb))
+            self._client.delete_collection(name)
         except Exception as error:  # Chroma raises its own NotFound types across versions
             if "does not exist" not in str(error).lower() and "not found" not in str(error).lower():
                 raise
