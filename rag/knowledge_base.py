@@ -220,6 +220,12 @@ class KnowledgeBases:
         if not self.catalog.has_kb(kb):
             raise KnowledgeBaseError(f"unknown knowledge base {kb!r}")
 
+    def _open(self, kb: str, create: bool) -> None:
+        if create:
+            self.catalog.create_kb(validate_kb_name(kb))
+        else:
+            self.require(kb)
+
     def delete(self, kb: str) -> bool:
         """Remove a KB from Chroma, the keyword index and the catalog."""
         validate_kb_name(kb)
@@ -309,11 +315,13 @@ class KnowledgeBases:
                         progress(record.source, "removed")
         return report
 
-    def add_text(self, kb: str, name: str, text: str, metadata: dict | None = None) -> tuple[str, str]:
-        """Index ``text`` as the document ``name`` (replacing an earlier one); returns (doc_id, outcome)."""
-        validate_kb_name(kb)
+    def add_text(
+        self, kb: str, name: str, text: str, metadata: dict | None = None, create: bool = True
+    ) -> tuple[str, str]:
+        """Index ``text`` as the document ``name`` (replacing an earlier one); returns (doc_id, outcome).
+        Without ``create`` the KB must exist."""
         check_source_name(name)
-        self.catalog.create_kb(kb)
+        self._open(kb, create)
         data = text.encode("utf-8")
         sha = hashlib.sha256(data).hexdigest()
         doc_id = document_id(kb, name)
@@ -403,14 +411,16 @@ class KnowledgeBases:
             if progress:
                 progress(pending.document.source, "updated" if pending.known else "added")
 
-    def ingest_file(self, kb: str, path: Path, source: str | None = None, report: IngestReport | None = None) -> str:
+    def ingest_file(
+        self, kb: str, path: Path, source: str | None = None, report: IngestReport | None = None, create: bool = True
+    ) -> str:
         """Ingest one file as the document ``source`` (default: its own path); returns the outcome.
 
         ``source`` lets an upload be read from where it was received yet filed under its lasting
-        name, so the same name uploaded again is the same document.
+        name, so the same name uploaded again is the same document. Without ``create`` the KB must
+        exist (a queued upload must not bring back a KB deleted meanwhile).
         """
-        validate_kb_name(kb)
-        self.catalog.create_kb(kb)
+        self._open(kb, create)
         source = source or str(path.resolve())
         if not is_supported(path):
             raise KnowledgeBaseError(unsupported_format(path))

@@ -16,6 +16,7 @@ from api.app import create_app
 from rag.citations import check_citations, support
 from rag.engine import Engine
 from rag.knowledge_base import KnowledgeBaseError, validate_kb_name
+from rag.prompts import REFUSAL
 from rag.settings import Settings
 from stores import Embedder
 from stores.metadata_filter import validate_filter
@@ -237,3 +238,22 @@ def test_invisible_and_bidi_characters_are_refused_in_kb_names(name: str) -> Non
 def test_ordinary_names_still_pass() -> None:
     for name in ("handbook", "安全 制度", "team-docs_2", "Équipe"):
         assert validate_kb_name(name) == name
+
+
+# 14. A document that contains the refusal sentence does not make answerable questions refused.
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "question"),
+    [
+        ("travel.md", "Economy class is required for flights under six hours. " + REFUSAL["en"], FLIGHTS),
+        ("安全.md", "员工密码长度不得少于十二位。" + REFUSAL["zh"], "员工密码长度不得少于几位？"),
+    ],
+)
+def test_a_document_quoting_the_refusal_cannot_make_the_answerer_refuse(
+    client: TestClient, name: str, text: str, question: str
+) -> None:
+    upload(client, "docs", (name, text))
+    body = ask(client, "docs", question).json()
+    assert body["answerable"] is True, body
+    assert REFUSAL["en"] not in body["answer"] and REFUSAL["zh"] not in body["answer"]
