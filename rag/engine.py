@@ -79,7 +79,11 @@ class Engine:
     def vectors(self) -> ChromaVectorStore:
         if self.settings.chroma_url:
             return ChromaVectorStore(url=self.settings.chroma_url, collection_of=self.catalog.collection)
-        return ChromaVectorStore(path=self.settings.data_dir / "chroma", collection_of=self.catalog.collection)
+        return ChromaVectorStore(
+            path=self.settings.data_dir / "chroma",
+            collection_of=self.catalog.collection,
+            written_elsewhere=self.catalog.generation,
+        )
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -80,6 +80,11 @@ class Catalog:
             )
             return cursor.rowcount == 1
 
+    def generation(self) -> int:
+        """A number that changes whenever another connection (another process) has changed the catalog."""
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0]
+
     def collection(self, name: str) -> str | None:
         """The vector collection of KB ``name``: an id given when it was made, never derived from the
         name, so no two KBs (and no KB made again after a delete) share one. None for an unknown KB

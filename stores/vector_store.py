@@ -18,6 +18,7 @@ from stores.write_lock import WriteLock
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}[A-Za-z0-9]|[A-Za-z0-9]")
 CHROMA_BATCH = 1000  # Chroma rejects very large single writes
+CATCH_UP_ID = "rag-kb:catch-up"  # no chunk has this id: deleting it changes nothing but the index's view
 T = TypeVar("T")
 
 
@@ -74,10 +75,20 @@ class ChromaVectorStore:
     """
 
     def __init__(
-        self, path: Path | None = None, url: str | None = None, collection_of: Callable[[str], str | None] | None = None
+        self,
+        path: Path | None = None,
+        url: str | None = None,
+        collection_of: Callable[[str], str | None] | None = None,
+        written_elsewhere: Callable[[], int] | None = None,
     ) -> None:
         """``collection_of(kb)`` names the KB's collection (the catalog's id for it); None or absent:
-        the name :func:`collection_name` derives from the KB's name."""
+        the name :func:`collection_name` derives from the KB's name.
+
+        ``written_elsewhere()`` is a number that changes when another process has written (the
+        catalog's SQLite ``data_version``). Embedded Chroma keeps each collection's vector index in
+        memory and catches up with other processes' writes only when this process writes to that
+        collection; so before a query, when the number changed, a no-op write makes it catch up, and
+        a `rag ingest` beside the service is seen on the service's next query."""
         if (path is None) == (url is None):
             raise ValueError("give exactly one of path (embedded Chroma) or url (a Chroma server)")
         import chromadb
@@ -101,6 +112,8 @@ class ChromaVectorStore:
             with WriteLock(Path(path) / "open.lock", timeout=120):
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         self._collection_of = collection_of or (lambda kb: None)
+        self._written_elsewhere = written_elsewhere if url is None else None  # a server has one index
+        self._caught_up: dict[str, int] = {}  # collection name -> written_elsewhere() when last caught up
         self._collections: dict[str, Any] = {}  # by collection name
 
     def collection_name(self, kb: str) -> str:
@@ -164,6 +177,15 @@ class ChromaVectorStore:
 
         self._on_collection(kb, delete)
 
+    def _catch_up(self, collection: Any) -> None:
+        """Make embedded Chroma's in-memory index take in other processes' writes (see ``__init__``)."""
+        if self._written_elsewhere is None:
+            return
+        mark = self._written_elsewhere()
+        if self._caught_up.get(collection.name) != mark:
+            collection.delete(ids=[CATCH_UP_ID])  # a write: the index reads every queued write since its last
+            self._caught_up[collection.name] = mark
+
     def delete_kb(self, kb: str) -> None:
         name = self.collection_name(kb)
         self._collections.pop(name, None)
@@ -190,6 +212,7 @@ class ChromaVectorStore:
             return []
 
         def nearest(collection: Any) -> dict[str, Any] | None:
+            self._catch_up(collection)
             total = collection.count()
             if total == 0:
                 return None

@@ -6,6 +6,7 @@ Each test is one finding of the audit, replayed: it failed before the fix.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -257,3 +258,25 @@ def test_a_document_quoting_the_refusal_cannot_make_the_answerer_refuse(
     body = ask(client, "docs", question).json()
     assert body["answerable"] is True, body
     assert REFUSAL["en"] not in body["answer"] and REFUSAL["zh"] not in body["answer"]
+
+
+# 9. The service's vector search sees what another process wrote, on its next query.
+
+
+@pytest.mark.slow
+def test_a_vector_query_sees_another_process_ingest(engine: Engine, tmp_path: Path) -> None:
+    from tests.conftest import ENGLISH_HISTORY
+    from tests.test_crash_safety import environment, ingest_command
+
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "travel.md").write_text(ENGLISH_POLICY)
+    engine.knowledge_bases.ingest("k", [tmp_path / "first"])
+    vector = engine.embedder.embed(["Who designed the Meridian Bridge over the Calder River?"])[0]
+    assert engine.vectors.query("k", vector, k=3)  # this process's index is loaded now
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "bridge.txt").write_text(ENGLISH_HISTORY)
+    subprocess.run(ingest_command(tmp_path / "second", "k"), env=environment(tmp_path / "data"), check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    bridge = {d.doc_id for d in engine.knowledge_bases.documents("k") if d.source.endswith("bridge.txt")}
+    hits = engine.vectors.query("k", vector, k=3)
+    assert hits[0].chunk.doc_id in bridge
