@@ -139,6 +139,7 @@ class IngestJobs:
         self._workers = [
             threading.Thread(target=self._work, name=f"rag-ingest-{n}", daemon=True) for n in range(workers)
         ]
+        self.recovered = knowledge_bases.recover()  # before any job: what a crash left pending
         for worker in self._workers:
             worker.start()
         self._adopt_orphans()

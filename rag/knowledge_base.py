@@ -251,6 +251,27 @@ class KnowledgeBases:
             self._delete_chunks(kb, doc_id)
             return self.catalog.remove_document(kb, doc_id)
 
+    def recover(self) -> IngestReport:
+        """Finish what a crash interrupted: no document stays ``pending``.
+
+        Every write of a document holds the write lock from ``pending`` to ``ready``, so a pending
+        document seen under the lock is one a killed process left. It is indexed again from its file
+        when that is still there (a kept upload is its last complete version; a record of a
+        multi-document file comes back with its file), else removed with whatever chunks it had.
+        """
+        report = IngestReport()
+        with self.writing:
+            for kb in (record.name for record in self.catalog.kbs()):
+                pending = self.catalog.documents(kb, status="pending")
+                files = {file for record in pending if (file := _file_of(record.source)) is not None}
+                for record in pending:
+                    self._delete_chunks(kb, record.doc_id)
+                    self.catalog.remove_document(kb, record.doc_id)
+                    report.removed.append(record.source)
+                for source in sorted(files):
+                    self._ingest_file(kb, Path(source), source, report)
+        return report
+
     def ingest(
         self, kb: str, paths: Iterable[Path], progress: ProgressCallback | None = None, create: bool = True
     ) -> IngestReport:
@@ -634,6 +655,14 @@ class KnowledgeBases:
         if plan.vectors is not None:
             self.vectors.add(kb, [c for c, d in zip(plan.chunks, plan.dense, strict=True) if d], plan.vectors)
         self.keywords.add(kb, plan.chunks, plan.templates, plan.dense)
+
+
+def _file_of(source: str) -> str | None:
+    """The readable file a document came from (a record's: its multi-document file), if it is still there."""
+    for candidate in (source, source.rpartition(PART_MARK)[0]):
+        if candidate and Path(candidate).is_file() and is_supported(Path(candidate)):
+            return candidate
+    return None
 
 
 @dataclass(slots=True)

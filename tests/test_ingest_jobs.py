@@ -142,3 +142,28 @@ def test_an_unresumable_job_fails_with_its_files(engine: Engine, tmp_path: Path)
         restarted.close()
 
 
+
+
+def test_a_document_left_pending_by_a_crash_is_whole_again_after_a_restart(engine: Engine, tmp_path: Path) -> None:
+    """The state a SIGKILL in the middle of a replacement leaves: catalog ``pending``, some chunks gone."""
+    kbs = engine.knowledge_bases
+    kept = tmp_path / "uploads" / "travel.md"
+    kept.parent.mkdir()
+    kept.write_text("Economy class is required for flights under six hours.\n\n" * 40)
+    kbs.ingest_file("k", kept)
+    [before] = kbs.documents("k")
+    lost = tmp_path / "gone.md"
+    lost.write_text("Hotels are reimbursed up to 180 euros per night.")
+    kbs.ingest_file("k", lost)
+    lost.unlink()
+    for record in kbs.documents("k"):  # killed between "pending" and "ready"
+        kbs.catalog.mark_pending("k", record.doc_id, record.source, record.title, record.size)
+        some = sorted(kbs.keywords.ids("k", record.doc_id))[:1]
+        kbs.vectors.delete_document("k", record.doc_id, some)
+        kbs.keywords.delete_document("k", record.doc_id)
+
+    jobs = IngestJobs(kbs, tmp_path / "data" / "jobs.sqlite")  # the restart
+    jobs.close()
+    [after] = kbs.documents("k")  # the file that is gone is gone whole; the other is whole again
+    assert after.status == "ready" and after.doc_id == before.doc_id and after.chunk_count == before.chunk_count
+    assert kbs.keywords.ids("k", after.doc_id) and kbs.catalog.documents("k", status="pending") == []
