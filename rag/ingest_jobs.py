@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -32,12 +33,20 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
 from ingest.document import LoadError
-from rag.knowledge_base import IngestReport, KnowledgeBaseError, KnowledgeBases, document_id, part_source
+from rag.knowledge_base import (
+    IngestReport,
+    KnowledgeBaseError,
+    KnowledgeBases,
+    WriteLockTimeout,
+    document_id,
+    part_source,
+)
 from stores.sqlite import connect
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 FileOutcome = Literal["pending", "added", "updated", "unchanged", "failed", "refused"]
 KEEP_SECONDS = 7 * 24 * 3600  # finished jobs are forgotten after a week
+log = logging.getLogger(__name__)
 
 
 class JobFile(BaseModel):
@@ -139,7 +148,11 @@ class IngestJobs:
         self._workers = [
             threading.Thread(target=self._work, name=f"rag-ingest-{n}", daemon=True) for n in range(workers)
         ]
-        self.recovered = knowledge_bases.recover()  # before any job: what a crash left pending
+        try:
+            self.recovered = knowledge_bases.recover()  # before any job: what a crash left pending
+        except WriteLockTimeout as busy:  # another process writes for long: the next start recovers
+            log.warning("crash recovery skipped: %s", busy)
+            self.recovered = IngestReport()
         for worker in self._workers:
             worker.start()
         self._adopt_orphans()

@@ -7,6 +7,7 @@ build a ``Settings``; everything below them takes plain constructor arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -138,16 +139,9 @@ class Settings(BaseSettings):
         return self
 
     def parse_budget(self) -> ParseBudget:
-        """The parse limits these settings give (see :mod:`ingest.budget`)."""
-        return ParseBudget(
-            chars_per_byte=self.parse_chars_per_byte,
-            max_chunks=self.parse_max_chunks,
-            max_pdf_pages=self.parse_max_pdf_pages,
-            max_html_tags=self.parse_max_html_tags,
-            max_header_bytes=self.parse_max_header_bytes,
-            max_yaml_nodes=self.parse_max_yaml_nodes,
-            max_seconds=self.parse_max_seconds,
-        )
+        """The parse limits these settings give (see :mod:`ingest.budget`): ``parse_X`` is the budget's ``X``."""
+        names = (f.name for f in dataclasses.fields(ParseBudget))
+        return ParseBudget(**{name: getattr(self, f"parse_{name}") for name in names if hasattr(self, f"parse_{name}")})
 
     def load_api_keys(self) -> list[ApiKey]:
         """``api_keys`` plus those of ``api_keys_file`` (TOML ``[[keys]]`` tables or a JSON list)."""
