@@ -6,7 +6,9 @@ Each test is one finding of the audit, replayed: it failed before the fix.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -280,3 +282,16 @@ def test_a_vector_query_sees_another_process_ingest(engine: Engine, tmp_path: Pa
     bridge = {d.doc_id for d in engine.knowledge_bases.documents("k") if d.source.endswith("bridge.txt")}
     hits = engine.vectors.query("k", vector, k=3)
     assert hits[0].chunk.doc_id in bridge
+
+
+def test_staging_left_by_a_crash_is_removed_at_start(tmp_path: Path) -> None:
+    from api.uploads import STALE_STAGING_SECONDS, Stager
+
+    incoming = tmp_path / "data" / "incoming"
+    (incoming / "old").mkdir(parents=True)
+    (incoming / "old" / "a.md").write_text("left by a crash")
+    (incoming / "fresh").mkdir()
+    long_ago = time.time() - STALE_STAGING_SECONDS - 60
+    os.utime(incoming / "old", (long_ago, long_ago))
+    Stager(tmp_path / "data" / "uploads", 2**20)
+    assert [p.name for p in incoming.iterdir()] == ["fresh"]  # a job may still be about to take it
