@@ -93,8 +93,10 @@ def contradicts(sentence: str, source_text: str) -> bool:
         terms = support_terms(clause)
         if not terms:
             continue
-        overlap, best = max(((len(terms & held), text) for text, held in source_clauses), default=(0, ""))
-        if overlap and is_negated(clause) != is_negated(best):
+        overlaps = [(len(terms & held), text) for text, held in source_clauses]
+        best = max((overlap for overlap, _ in overlaps), default=0)
+        # Among equally close source clauses, one that agrees is enough.
+        if best and all(is_negated(clause) != is_negated(text) for overlap, text in overlaps if overlap == best):
             return True
     return False
 
