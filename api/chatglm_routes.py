@@ -47,7 +47,7 @@ def chatglm(
     who: CallerDep,
     kb: Annotated[str | None, Query(description="Knowledge base; default: default_kb.")] = None,
 ) -> ChatGLMResponse:
-    name = engine.knowledge_base_for(kb)
+    name = engine.knowledge_base_for(kb, visible=who.may)
     readable(engine, who, name)
     history = body.history or []
     if any(len(turn) != 2 for turn in history):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
@@ -100,8 +101,13 @@ def is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip() in {"application/json", ""}
 
 
+STALE_STAGING_SECONDS = 24 * 3600
+
+
 class Stager:
-    """Copies received files into ``incoming/`` (same file system as ``uploads/``, so keeping one is a rename).
+    """Copies received files into ``DATA_DIR/incoming/`` (same file system as ``uploads/``, so keeping one
+    is a rename). Staging is outside ``uploads/``, where each KB has a folder: no KB name reaches it.
+    Folders a crash left there for over :data:`STALE_STAGING_SECONDS` are removed at start.
 
     Usage::
 
@@ -111,8 +117,23 @@ class Stager:
 
     def __init__(self, uploads: Path, max_file_bytes: int) -> None:
         self.uploads = uploads
-        self.incoming = uploads / ".incoming"
+        self.incoming = uploads.parent / "incoming"
         self.max_file_bytes = max_file_bytes
+        self.remove_stale()
+
+    def remove_stale(self, age: float = STALE_STAGING_SECONDS) -> list[Path]:
+        """Remove staged folders older than ``age`` seconds (a job would have taken them long ago)."""
+        removed = []
+        now = time.time()
+        for folder in self.incoming.glob("*") if self.incoming.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if now - folder.stat().st_mtime > age:
+                    if folder.is_dir():
+                        shutil.rmtree(folder)
+                    else:
+                        folder.unlink()
+                    removed.append(folder)
+        return removed
 
     def kept_path(self, kb: str, name: str) -> Path:
         return (self.uploads / kb / name).resolve()

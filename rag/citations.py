@@ -55,15 +55,53 @@ def _support_terms(text: str) -> frozenset[str]:
 
 
 def support(sentence: str, source_text: str) -> float:
-    """Share of the sentence's terms found in the source, in [0, 1]; 0 if it names what the source does not.
+    """Share of the sentence's terms found in the source, in [0, 1]; 0 if it names what the source does not
+    or says the opposite of it.
 
     Numbers and proper names are where models invent ("completed on January 5th", "a British
-    engineer"), so each one must appear in the source, whatever the share of the rest.
+    engineer"), so each one must appear in the source, whatever the share of the rest. Negations
+    are stopwords to the term match, so "must not" would pass for the source's "must": each clause
+    must be negated exactly when the source clause closest to it is (:func:`contradicts`).
     """
     terms = support_terms(sentence)
     if not terms or missing_key_terms(sentence, source_text):
         return 0.0
+    if contradicts(sentence, source_text):
+        return 0.0
     return len(terms & support_terms(source_text)) / len(terms)
+
+
+# Words and characters that turn a statement into its opposite.
+NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nobody|nothing|neither|nor|cannot|without|"
+    r"\w+n't|(?:ca|do|does|did|is|are|was|were|must|should|would|could|wo|sha|need|may|might|have|has|had)nt)\b"
+    r"|不(?![仅但过])|没|無|无(?!论)|未(?!来)|非(?!常)|勿|禁",
+    re.IGNORECASE,
+)
+
+
+def is_negated(text: str) -> bool:
+    return bool(NEGATION.search(text.replace("’", "'")))
+
+
+def contradicts(sentence: str, source_text: str) -> bool:
+    """Whether a clause of ``sentence`` negates (or drops the negation of) the source clause that
+    shares most of its terms. Clauses, not sentences: "密码必须每九十天更换一次" quotes the second
+    clause of "密码长度不得少于十二位，且必须每九十天更换一次", whose first clause holds the 不."""
+    source_clauses = [(clause, support_terms(clause)) for clause in CLAUSE_BREAK.split(source_text)]
+    for clause in CLAUSE_BREAK.split(sentence):
+        terms = support_terms(clause)
+        if not terms:
+            continue
+        overlaps = [(len(terms & held), text) for text, held in source_clauses]
+        best = max((overlap for overlap, _ in overlaps), default=0)
+        # Among equally close source clauses, one that agrees is enough.
+        if best and all(is_negated(clause) != is_negated(text) for overlap, text in overlaps if overlap == best):
+            return True
+    return False
+
+
+CLAUSE_BREAK = re.compile(r"[，,；;：:。！？!?\n]+|(?<=[a-z])\.\s")
 
 
 def missing_key_terms(sentence: str, source_text: str) -> list[str]:

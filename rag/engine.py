@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 from ingest.splitter import ChineseRecursiveSplitter
@@ -78,8 +79,12 @@ class Engine:
     @cached_property
     def vectors(self) -> ChromaVectorStore:
         if self.settings.chroma_url:
-            return ChromaVectorStore(url=self.settings.chroma_url)
-        return ChromaVectorStore(path=self.settings.data_dir / "chroma")
+            return ChromaVectorStore(url=self.settings.chroma_url, collection_of=self.catalog.collection)
+        return ChromaVectorStore(
+            path=self.settings.data_dir / "chroma",
+            collection_of=self.catalog.collection,
+            written_elsewhere=self.catalog.generation,
+        )
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -105,6 +110,7 @@ class Engine:
             max_file_bytes=int(self.settings.max_file_mb * 2**20),
             write_lock=WriteLock(self.settings.data_dir / "write.lock"),
             share_template_vectors=self.settings.share_template_vectors,
+            budget=self.settings.parse_budget(),
         )
 
     @cached_property
@@ -127,9 +133,12 @@ class Engine:
         s = self.settings
         return Answerer(self.retriever, self.generator, s.top_k, s.min_relevance, s.support_threshold)
 
-    def knowledge_base_for(self, kb: str | None, creating: bool = False) -> str:
+    def knowledge_base_for(
+        self, kb: str | None, creating: bool = False, visible: Callable[[str], bool] | None = None
+    ) -> str:
         """The knowledge base a request means: ``kb`` when named, else the setting ``default_kb``, else the only
-        knowledge base there is (``creating``: else ``"default"``, which ingesting creates).
+        knowledge base there is (``creating``: else ``"default"``, which ingesting creates). ``visible``: only the
+        knowledge bases it admits are counted or named (a caller's key never learns of the others).
 
         Raises ``KnowledgeBaseError`` with what to do when that leaves none or several to choose from.
         """
@@ -137,7 +146,7 @@ class Engine:
             return kb
         if self.settings.default_kb:
             return self.settings.default_kb
-        names = [record.name for record in self.knowledge_bases.list()]
+        names = [record.name for record in self.knowledge_bases.list() if visible is None or visible(record.name)]
         if len(names) == 1:
             return names[0]
         if not names and creating:

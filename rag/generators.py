@@ -11,7 +11,7 @@ from typing import Protocol
 from ingest.splitter import sentence_spans
 from rag.citations import join_cited, support_terms
 from rag.llms.base import LLM, GenerationOptions, Message
-from rag.prompts import build_messages
+from rag.prompts import build_messages, is_refusal
 from stores.hit import Hit
 
 MARKDOWN_HEADING = re.compile(r"[ \t]*#{1,6}[ \t]")
@@ -93,6 +93,7 @@ class ExtractiveGenerator:
             for n, hit in enumerate(sources, start=1)
             for i, (start, end) in enumerate(sentence_spans(hit.chunk.text))
             if not MARKDOWN_HEADING.match(hit.chunk.text, start)  # a heading names a topic, it answers nothing
+            and not is_refusal(hit.chunk.text[start:end])  # a document quoting the refusal must not make it
         ]
         if not candidates:
             return

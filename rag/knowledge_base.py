@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import re
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.budget import DEFAULT_BUDGET, ParseBudget
 from ingest.chunk import Chunk
 from ingest.document import LoadedDocument, LoadError, Section
 from ingest.files import file_sha256, iter_files
@@ -25,6 +27,8 @@ from stores.text_analysis import language_of, template_key
 from stores.write_lock import WriteLock
 from stores.write_lock import WriteLockTimeout as WriteLockTimeout  # raised by every write; re-exported for the faces
 
+# Control (DEL too), format (zero-width, bidi overrides), separators other than space, private use, unassigned.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 KB_NAME = re.compile(r"[^\x00-\x1f/\\:*?\"<>|]{1,64}")
 # Chunks embedded and written per step: a big log streams through in bounded memory.
 INDEX_BATCH = 512
@@ -44,11 +48,19 @@ class UnknownKnowledgeBase(KnowledgeBaseError):
 
 
 def validate_kb_name(name: str) -> str:
-    """``name`` if it is a usable KB name: 1–64 characters, no path separators or control characters."""
-    if not isinstance(name, str) or not KB_NAME.fullmatch(name) or name.strip() != name or name in {".", ".."}:
+    """``name`` if it is a usable KB name: 1–64 characters, no path separators, and none that a reader
+    cannot see or that changes how the rest reads (control, format such as U+200B and the bidi
+    overrides, line and paragraph separators, DEL): a name with U+202E must not pass for another name."""
+    if (
+        not isinstance(name, str)
+        or not KB_NAME.fullmatch(name)
+        or name.strip() != name
+        or name in {".", ".."}
+        or any(unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in name)
+    ):
         raise KnowledgeBaseError(
             f'invalid knowledge base name {name!r}: use 1-64 characters without / \\ : * ? " < > | '
-            "or control characters, and no leading or trailing spaces"
+            "or control, invisible or direction-changing characters, and no leading or trailing spaces"
         )
     return name
 
@@ -61,6 +73,20 @@ def document_id(kb: str, source: str) -> str:
 def part_source(source: str, part: str) -> str:
     """Where one record of a file holding several is filed: ``/data/cisa_kev.json#CVE-2021-44228``."""
     return f"{source}{PART_MARK}{part}"
+
+
+def too_many_chunks(limit: int) -> str:
+    return f"refused: the document splits into over {limit:,} chunks (limit: parse_max_chunks)"
+
+
+def check_source_name(source: str) -> None:
+    """Refuse a document name with ``#`` in its last part: ``a.json#X`` is where record X of ``a.json``
+    is filed, so a file of that name would share the record's id and be replaced (or deleted) with it."""
+    if PART_MARK in re.split(r"[/\\]", source)[-1]:
+        raise LoadError(
+            source, f"refused: a file name may not contain {PART_MARK!r}, which marks the records of a "
+            "multi-document file; rename the file"
+        )
 
 
 def is_supported(path: Path) -> bool:
@@ -158,6 +184,7 @@ class KnowledgeBases:
         max_file_bytes: int = 200 * 2**20,
         write_lock: WriteLock | None = None,
         share_template_vectors: bool = True,
+        budget: ParseBudget = DEFAULT_BUDGET,
     ) -> None:
         """``write_lock`` (on the data directory) is held for each change, so that several processes
         writing the same stores take turns file by file (small files a group at a time) instead of
@@ -166,7 +193,9 @@ class KnowledgeBases:
         Which chunks get a vector (see :meth:`_plan_vectors`): those in a language the embedder reads
         and, with ``share_template_vectors``, only the first of the chunks in a knowledge base that
         differ from each other only in numbers and hex ids (log lines of one template, an advisory
-        feed's boilerplate). The others are found by keywords alone."""
+        feed's boilerplate). The others are found by keywords alone.
+
+        ``budget`` bounds each file's parse (see :mod:`ingest.budget`) and each document's chunks."""
         if max_file_bytes < 1:
             raise ValueError("max_file_bytes must be positive")
         self.writing: contextlib.AbstractContextManager[object] = write_lock or contextlib.nullcontext()
@@ -177,6 +206,7 @@ class KnowledgeBases:
         self.splitter = splitter
         self.max_file_bytes = max_file_bytes
         self.share_template_vectors = share_template_vectors
+        self.budget = budget
 
     # Knowledge bases
 
@@ -193,6 +223,12 @@ class KnowledgeBases:
         validate_kb_name(kb)
         if not self.catalog.has_kb(kb):
             raise UnknownKnowledgeBase(f"unknown knowledge base {kb!r}")
+
+    def _open(self, kb: str, create: bool) -> None:
+        if create:
+            self.catalog.create_kb(validate_kb_name(kb))
+        else:
+            self.require(kb)
 
     def delete(self, kb: str) -> bool:
         """Remove a KB from Chroma, the keyword index and the catalog."""
@@ -218,6 +254,27 @@ class KnowledgeBases:
                 return False
             self._delete_chunks(kb, doc_id)
             return self.catalog.remove_document(kb, doc_id)
+
+    def recover(self) -> IngestReport:
+        """Finish what a crash interrupted: no document stays ``pending``.
+
+        Every write of a document holds the write lock from ``pending`` to ``ready``, so a pending
+        document seen under the lock is one a killed process left. It is indexed again from its file
+        when that is still there (a kept upload is its last complete version; a record of a
+        multi-document file comes back with its file), else removed with whatever chunks it had.
+        """
+        report = IngestReport()
+        with self.writing:
+            for kb in (record.name for record in self.catalog.kbs()):
+                pending = self.catalog.documents(kb, status="pending")
+                files = {file for record in pending if (file := _file_of(record.source)) is not None}
+                for record in pending:
+                    self._delete_chunks(kb, record.doc_id)
+                    self.catalog.remove_document(kb, record.doc_id)
+                    report.removed.append(record.source)
+                for source in sorted(files):
+                    self._ingest_file(kb, Path(source), source, report)
+        return report
 
     def ingest(
         self, kb: str, paths: Iterable[Path], progress: ProgressCallback | None = None, create: bool = True
@@ -283,10 +340,13 @@ class KnowledgeBases:
                         progress(record.source, "removed")
         return report
 
-    def add_text(self, kb: str, name: str, text: str, metadata: dict | None = None) -> tuple[str, str]:
-        """Index ``text`` as the document ``name`` (replacing an earlier one); returns (doc_id, outcome)."""
-        validate_kb_name(kb)
-        self.catalog.create_kb(kb)
+    def add_text(
+        self, kb: str, name: str, text: str, metadata: dict | None = None, create: bool = True
+    ) -> tuple[str, str]:
+        """Index ``text`` as the document ``name`` (replacing an earlier one); returns (doc_id, outcome).
+        Without ``create`` the KB must exist."""
+        check_source_name(name)
+        self._open(kb, create)
         data = text.encode("utf-8")
         sha = hashlib.sha256(data).hexdigest()
         doc_id = document_id(kb, name)
@@ -349,12 +409,13 @@ class KnowledgeBases:
         split = []
         for pending in batch:
             chunks = self.splitter.split_document(pending.document, pending.doc_id)
-            if chunks:
+            if chunks and len(chunks) <= self.budget.max_chunks:
                 split.append((pending, chunks))
-            else:
-                report.failed.append((pending.document.source, "no text found in the document"))
-                if progress:
-                    progress(pending.document.source, "failed")
+                continue
+            reason = too_many_chunks(self.budget.max_chunks) if chunks else "no text found in the document"
+            report.failed.append((pending.document.source, reason))
+            if progress:
+                progress(pending.document.source, "failed")
         all_chunks = [chunk for _, chunks in split for chunk in chunks]
         if not all_chunks:
             return
@@ -375,14 +436,16 @@ class KnowledgeBases:
             if progress:
                 progress(pending.document.source, "updated" if pending.known else "added")
 
-    def ingest_file(self, kb: str, path: Path, source: str | None = None, report: IngestReport | None = None) -> str:
+    def ingest_file(
+        self, kb: str, path: Path, source: str | None = None, report: IngestReport | None = None, create: bool = True
+    ) -> str:
         """Ingest one file as the document ``source`` (default: its own path); returns the outcome.
 
         ``source`` lets an upload be read from where it was received yet filed under its lasting
-        name, so the same name uploaded again is the same document.
+        name, so the same name uploaded again is the same document. Without ``create`` the KB must
+        exist (a queued upload must not bring back a KB deleted meanwhile).
         """
-        validate_kb_name(kb)
-        self.catalog.create_kb(kb)
+        self._open(kb, create)
         source = source or str(path.resolve())
         if not is_supported(path):
             raise KnowledgeBaseError(unsupported_format(path))
@@ -401,13 +464,14 @@ class KnowledgeBases:
         A file whose hash is the one ``ready`` (source → sha256 of ready documents) holds is not parsed.
         """
         try:
+            check_source_name(source)
             size = path.stat().st_size
             if size > self.max_file_bytes:
                 raise LoadError(
                     source, f"file is {size / 2**20:.1f} MB, over the {self.max_file_bytes / 2**20:.0f} MB limit"
                 )
             sha = file_sha256(path)
-            documents = None if ready.get(source) == sha else load_all(path)
+            documents = None if ready.get(source) == sha else load_all(path, self.budget)
         except (LoadError, OSError) as error:
             return ReadFile(path, source, error=error.reason if isinstance(error, LoadError) else str(error))
         return ReadFile(path, source, size, sha, documents)
@@ -449,7 +513,7 @@ class KnowledgeBases:
                 report.unchanged.append(source)
                 return "unchanged"
             # Not parsed ahead because the catalog said unchanged, but it changed since: parse now.
-            documents = read.documents if read.documents is not None else load_all(read.path)
+            documents = read.documents if read.documents is not None else load_all(read.path, self.budget)
             if len(documents) > 1 or documents[0].part:
                 return self._ingest_parts(kb, source, documents, report)
             document = documents[0]
@@ -489,7 +553,13 @@ class KnowledgeBases:
 
     def _remove_parts(self, kb: str, source: str, keep: set[str], report: IngestReport) -> int:
         """Remove the documents filed under ``source#…`` that are not in ``keep``; how many went."""
-        gone = [r for r in self.catalog.parts(kb, source + PART_MARK) if r.source not in keep]
+        prefix = source + PART_MARK
+        # A record id is one name: "a.json#x/b.md" is a file in a folder named "a.json#x", no record.
+        gone = [
+            r
+            for r in self.catalog.parts(kb, prefix)
+            if r.source not in keep and not re.search(r"[/\\]", r.source[len(prefix) :])
+        ]
         for record in gone:
             self.delete_document(kb, record.doc_id)
             report.removed.append(record.source)
@@ -523,6 +593,7 @@ class KnowledgeBases:
         ``known``: the catalog has a record of the document. Without one the stores hold none of its
         chunks (the record is written before any chunk), so there is nothing to delete.
         """
+        self._check_chunk_count(document, doc_id)
         chunks = self.splitter.iter_chunks(document, doc_id)
         batch = list(islice(chunks, INDEX_BATCH))
         if not batch:
@@ -542,6 +613,17 @@ class KnowledgeBases:
                 plan = self._plan_vectors(kb, batch, {doc_id}, given)
         self.catalog.mark_ready(kb, doc_id, sha, count)
         return count
+
+    def _check_chunk_count(self, document: LoadedDocument, doc_id: str) -> None:
+        """Refuse a document that splits into more than the budget's ``max_chunks``, before any is written.
+
+        Counting means splitting twice, so only documents long enough to possibly be over are counted.
+        """
+        limit = self.budget.max_chunks
+        if len(document.sections) + len(document.text) // 20 <= limit:
+            return
+        if sum(1 for _ in islice(self.splitter.iter_chunks(document, doc_id), limit + 1)) > limit:
+            raise LoadError(document.source, too_many_chunks(limit))
 
     def _plan_vectors(
         self, kb: str, chunks: Sequence[Chunk], replacing: Collection[str], given: set[str]
@@ -577,6 +659,14 @@ class KnowledgeBases:
         if plan.vectors is not None:
             self.vectors.add(kb, [c for c, d in zip(plan.chunks, plan.dense, strict=True) if d], plan.vectors)
         self.keywords.add(kb, plan.chunks, plan.templates, plan.dense)
+
+
+def _file_of(source: str) -> str | None:
+    """The readable file a document came from (a record's: its multi-document file), if it is still there."""
+    for candidate in (source, source.rpartition(PART_MARK)[0]):
+        if candidate and Path(candidate).is_file() and is_supported(Path(candidate)):
+            return candidate
+    return None
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ build a ``Settings``; everything below them takes plain constructor arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -16,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from ingest.budget import ParseBudget
 from rag.llms.transformers_chat import TorchDtype
 from stores.embedder import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER
 
@@ -106,6 +108,21 @@ class Settings(BaseSettings):
         None, description="KB used when none is named (CLI, ChatGLM2 endpoint); unset = the only KB, if there is one."
     )
 
+    # Parse budgets (ingest.budget): what one file may cost, whatever its size on disk.
+    parse_chars_per_byte: float = Field(40, gt=0, description="Text a file may expand to, per byte of it.")
+    parse_max_chunks: int = Field(100_000, ge=1, description="Chunks one document may split into.")
+    parse_max_pdf_pages: int = Field(5_000, ge=1, description="Pages of one PDF.")
+    parse_max_html_tags: int = Field(200_000, ge=1, description="Tags of one HTML page.")
+    parse_max_header_bytes: int = Field(16 * 1024, ge=1024, description="One e-mail header, folded lines included.")
+    parse_max_yaml_nodes: int = Field(1_000_000, ge=1, description="Values of a YAML file, aliases expanded.")
+    parse_max_seconds: float = Field(300, gt=0, description="Wall time of one file's parse.")
+    # Request guards (api.guards).
+    max_request_mb: float = Field(2, gt=0, description="Largest request body other than an upload (JSON).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host headers accepted besides localhost/127.0.0.1/[::1] and `host`; '*' = any.",
+    )
+
     @field_validator("chroma_url", "llm_url", "llm_model", "llm_api_key", "default_kb", "api_keys_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -120,6 +137,11 @@ class Settings(BaseSettings):
         if self.llm_backend == "transformers" and not self.llm_model:
             raise ValueError("llm_backend=transformers needs RAG_LLM_MODEL (a model name or path)")
         return self
+
+    def parse_budget(self) -> ParseBudget:
+        """The parse limits these settings give (see :mod:`ingest.budget`): ``parse_X`` is the budget's ``X``."""
+        names = (f.name for f in dataclasses.fields(ParseBudget))
+        return ParseBudget(**{name: getattr(self, f"parse_{name}") for name in names if hasattr(self, f"parse_{name}")})
 
     def load_api_keys(self) -> list[ApiKey]:
         """``api_keys`` plus those of ``api_keys_file`` (TOML ``[[keys]]`` tables or a JSON list)."""

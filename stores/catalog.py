@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +66,32 @@ class Catalog:
                 PRIMARY KEY (kb, doc_id));
             """
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(kbs)")}
+        if "collection" not in columns:  # catalogs made before KBs had their own collection id
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                self._db.execute("ALTER TABLE kbs ADD COLUMN collection TEXT")
 
     def create_kb(self, name: str) -> bool:
-        """Create ``name``; False if it already existed."""
+        """Create ``name``, with a collection id of its own; False if it already existed."""
         with self._lock:
-            cursor = self._db.execute("INSERT OR IGNORE INTO kbs VALUES (?, ?)", (name, time.time()))
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO kbs (name, created_at, collection) VALUES (?, ?, ?)",
+                (name, time.time(), f"kb-{uuid.uuid4().hex}"),
+            )
             return cursor.rowcount == 1
+
+    def generation(self) -> int:
+        """A number that changes whenever another connection (another process) has changed the catalog."""
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    def collection(self, name: str) -> str | None:
+        """The vector collection of KB ``name``: an id given when it was made, never derived from the
+        name, so no two KBs (and no KB made again after a delete) share one. None for an unknown KB
+        or one made before KBs had ids (its collection is still named after it)."""
+        with self._lock:
+            row = self._db.execute("SELECT collection FROM kbs WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
 
     def has_kb(self, name: str) -> bool:
         with self._lock:

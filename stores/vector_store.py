@@ -18,13 +18,16 @@ from stores.write_lock import WriteLock
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}[A-Za-z0-9]|[A-Za-z0-9]")
 CHROMA_BATCH = 1000  # Chroma rejects very large single writes
+CATCH_UP_ID = "rag-kb:catch-up"  # no chunk has this id: deleting it changes nothing but the index's view
 T = TypeVar("T")
 
 
 def collection_name(kb: str) -> str:
-    """A valid Chroma collection name (3–512 chars of ``[A-Za-z0-9._-]``) for any KB name.
+    """The collection of a KB the catalog assigned none (made before collections were ids):
+    plain ASCII names as they are, others (Chinese names, say) hashed.
 
-    Plain ASCII names stay readable; others (Chinese names, say) are hashed.
+    Two KB names can share one such name (``x y`` and the 32 hex digits of its hash), which is why
+    every KB made now gets its own collection from the catalog (``collection_of``), never its name.
     """
     if SAFE_NAME.fullmatch(kb):
         return f"kb-{kb}"
@@ -71,7 +74,21 @@ class ChromaVectorStore:
         hits = store.query("handbook", query_vector, k=10)
     """
 
-    def __init__(self, path: Path | None = None, url: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        url: str | None = None,
+        collection_of: Callable[[str], str | None] | None = None,
+        written_elsewhere: Callable[[], int] | None = None,
+    ) -> None:
+        """``collection_of(kb)`` names the KB's collection (the catalog's id for it); None or absent:
+        the name :func:`collection_name` derives from the KB's name.
+
+        ``written_elsewhere()`` is a number that changes when another process has written (the
+        catalog's SQLite ``data_version``). Embedded Chroma keeps each collection's vector index in
+        memory and catches up with other processes' writes only when this process writes to that
+        collection; so before a query, when the number changed, a no-op write makes it catch up, and
+        a `rag ingest` beside the service is seen on the service's next query."""
         if (path is None) == (url is None):
             raise ValueError("give exactly one of path (embedded Chroma) or url (a Chroma server)")
         import chromadb
@@ -94,18 +111,26 @@ class ChromaVectorStore:
             # would otherwise meet "database is locked" and fail, so they open it in turn.
             with WriteLock(Path(path) / "open.lock", timeout=120):
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-        self._collections: dict[str, Any] = {}
+        self._collection_of = collection_of or (lambda kb: None)
+        self._written_elsewhere = written_elsewhere if url is None else None  # a server has one index
+        self._caught_up: dict[str, int] = {}  # collection name -> written_elsewhere() when last caught up
+        self._collections: dict[str, Any] = {}  # by collection name
+
+    def collection_name(self, kb: str) -> str:
+        """The Chroma collection that holds ``kb``'s vectors."""
+        return self._collection_of(kb) or collection_name(kb)
 
     def _collection(self, kb: str):
-        collection = self._collections.get(kb)
+        name = self.collection_name(kb)
+        collection = self._collections.get(name)
         if collection is None:
             collection = self._client.get_or_create_collection(
-                name=collection_name(kb),
+                name=name,
                 embedding_function=None,  # we embed; Chroma's default would download a model
                 configuration={"hnsw": {"space": "cosine"}},
                 metadata={"kb": kb},
             )
-            self._collections[kb] = collection
+            self._collections[name] = collection
         return collection
 
     def _on_collection(self, kb: str, operation: Callable[[Any], T]) -> T:
@@ -119,7 +144,7 @@ class ChromaVectorStore:
         try:
             return operation(self._collection(kb))
         except NotFoundError:
-            self._collections.pop(kb, None)
+            self._collections.pop(self.collection_name(kb), None)
             return operation(self._collection(kb))
 
     def add(self, kb: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
@@ -152,10 +177,20 @@ class ChromaVectorStore:
 
         self._on_collection(kb, delete)
 
+    def _catch_up(self, collection: Any) -> None:
+        """Make embedded Chroma's in-memory index take in other processes' writes (see ``__init__``)."""
+        if self._written_elsewhere is None:
+            return
+        mark = self._written_elsewhere()
+        if self._caught_up.get(collection.name) != mark:
+            collection.delete(ids=[CATCH_UP_ID])  # a write: the index reads every queued write since its last
+            self._caught_up[collection.name] = mark
+
     def delete_kb(self, kb: str) -> None:
-        self._collections.pop(kb, None)
+        name = self.collection_name(kb)
+        self._collections.pop(name, None)
         try:
-            self._client.delete_collection(collection_name(kb))
+            self._client.delete_collection(name)
         except Exception as error:  # Chroma raises its own NotFound types across versions
             if "does not exist" not in str(error).lower() and "not found" not in str(error).lower():
                 raise
@@ -177,6 +212,7 @@ class ChromaVectorStore:
             return []
 
         def nearest(collection: Any) -> dict[str, Any] | None:
+            self._catch_up(collection)
             total = collection.count()
             if total == 0:
                 return None

@@ -1,4 +1,5 @@
-"""One writer per data directory: an exclusive ``flock`` on ``DATA_DIR/write.lock``.
+"""One writer per data directory: an exclusive lock (``filelock``: ``flock`` on Unix, ``msvcrt`` on
+Windows) on ``DATA_DIR/write.lock``, which holds the holder's PID.
 
 Catalog, Chroma and the keyword index are written in steps that must not interleave with another
 process's steps for the same document, so every change (an ingested file, a deletion) holds this lock.
@@ -10,12 +11,13 @@ it) and threads of one process take turns. The kernel drops it when the holder d
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import threading
 import time
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ class WriteLock:
         self.poll = poll
         self._threads = threading.RLock()
         self._depth = 0
-        self._file: int | None = None
+        # One lock object for all threads (they take turns on _threads); not a per-path singleton.
+        self._file = FileLock(path, thread_local=False)
 
     def __enter__(self) -> WriteLock:
         self._threads.acquire()
@@ -58,39 +61,30 @@ class WriteLock:
     def __exit__(self, *exc: object) -> None:
         self._depth -= 1
         try:
-            if self._depth == 0 and self._file is not None:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-                os.close(self._file)
-                self._file = None
+            if self._depth == 0:
+                self._file.release()
         finally:
             self._threads.release()
 
     def _acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout
         waiting = False
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not waiting:
-                        log.warning("waiting: %s is writing to %s", self.holder(), self.path.parent)
-                        waiting = True
-                    if time.monotonic() >= deadline:
-                        raise WriteLockTimeout(
-                            f"{self.holder()} has been writing to {self.path.parent} for over {self.timeout:g} s; "
-                            "try again when it is done"
-                        ) from None
-                    time.sleep(self.poll)
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
-        except BaseException:
-            os.close(fd)
-            raise
-        self._file = fd
+        while True:
+            try:
+                self._file.acquire(timeout=max(0.0, min(self.poll, deadline - time.monotonic())))
+                break
+            except Timeout:
+                if not waiting:
+                    log.warning("waiting: %s is writing to %s", self.holder(), self.path.parent)
+                    waiting = True
+                if time.monotonic() >= deadline:
+                    raise WriteLockTimeout(
+                        f"{self.holder()} has been writing to {self.path.parent} for over {self.timeout:g} s; "
+                        "try again when it is done"
+                    ) from None
+        with contextlib.suppress(OSError):  # who holds it is for messages only (Windows may refuse the write)
+            self.path.write_text(str(os.getpid()))
 
     def holder(self) -> str:
         """Who holds the lock, as far as the file says: "process 1234" or "another process"."""
@@ -102,17 +96,15 @@ class WriteLock:
     def elsewhere(self) -> str | None:
         """Who holds the lock now if it is another process ("process 1234"), else None (free, or held here).
 
-        A probe for status pages: it takes and drops a shared lock at once, so a writer polling for the
-        lock (every ``poll`` seconds) is delayed by one poll at most."""
+        A probe for status pages: it takes and drops the lock at once through its own handle, so a writer
+        polling for the lock (every ``poll`` seconds) is delayed by one poll at most."""
+        if self._depth or not self.path.exists():  # held here, or nobody has written yet
+            return None
+        probe = FileLock(self.path, thread_local=False)
         try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
-            return None  # no lock file: nobody has written yet
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+            probe.acquire(timeout=0)
+        except Timeout:
             holder = self.holder()
             return None if holder == f"process {os.getpid()}" else holder
-        finally:
-            os.close(fd)  # closing drops the probe's lock, if it got one
+        probe.release()
         return None

@@ -251,7 +251,7 @@ def test_upload_reports_failures_and_refusals_by_name(client: TestClient, settin
     assert files["tool.exe"]["outcome"] == "refused" and "unsupported format .exe" in files["tool.exe"]["reason"]
     kept = sorted(p.name for p in (settings.data_dir / "uploads" / "t").iterdir())
     assert kept == ["bridge.txt"]  # what never became a document is not kept
-    assert list((settings.data_dir / "uploads" / ".incoming").iterdir()) == []
+    assert list((settings.data_dir / "incoming").iterdir()) == []
 
 
 def test_unsupported_and_oversize_uploads_are_refused_whole(settings: Settings, embedder: Embedder) -> None:

@@ -71,7 +71,7 @@ def test_unchanged_files_are_skipped_by_hash_before_parsing(
 ) -> None:
     ingest(engine, corpus)
     parsed: list[Path] = []
-    monkeypatch.setattr(knowledge_base, "load_all", lambda path: parsed.append(path) or load_all(path))
+    monkeypatch.setattr(knowledge_base, "load_all", lambda path, *b: parsed.append(path) or load_all(path, *b))
     (corpus / "bridge.txt").write_text("The Meridian Bridge was painted red in 1990.", encoding="utf-8")
     report = ingest(engine, corpus)
     assert parsed == [corpus / "bridge.txt"] and len(report.unchanged) == 2

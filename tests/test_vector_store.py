@@ -139,6 +139,6 @@ class LaggingServerCollection:
 
 def test_records_deleted_while_a_query_runs_are_skipped(tmp_path: Path) -> None:
     store = ChromaVectorStore(path=tmp_path / "chroma")
-    store._collections["kb"] = LaggingServerCollection()
+    store._collections[store.collection_name("kb")] = LaggingServerCollection()
     assert [h.chunk.id for h in store.query("kb", unit(1, 0, 0), k=2)] == ["a:0"]
     assert list(store.get("kb", ["gone:0", "a:0"])) == ["a:0"]

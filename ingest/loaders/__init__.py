@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ingest.budget import DEFAULT_BUDGET, BudgetExceeded, ParseBudget, check_output, metered
 from ingest.document import LoadedDocument, LoadError
 from ingest.loaders.advisories import load_json_any, load_markdown_any, load_yaml_any
 from ingest.loaders.archives import ZIP_FORMATS, check_zip
@@ -58,22 +59,24 @@ def available_extensions() -> frozenset[str]:
     return SUPPORTED_EXTENSIONS
 
 
-def load(path: Path) -> LoadedDocument:
+def load(path: Path, budget: ParseBudget = DEFAULT_BUDGET) -> LoadedDocument:
     """Parse ``path``, a file that holds one document, with the loader for its extension.
 
     Raises :class:`LoadError` for unsupported extensions, empty files, files that cannot be
     read or parsed, files with no text, and files that hold several documents (use :func:`load_all`).
     """
-    documents = load_all(path)
+    documents = load_all(path, budget)
     if len(documents) != 1 or documents[0].part:
         raise LoadError(str(path), f"the file holds {len(documents)} documents; read it with load_all()")
     return documents[0]
 
 
-def load_all(path: Path) -> list[LoadedDocument]:
+def load_all(path: Path, budget: ParseBudget = DEFAULT_BUDGET) -> list[LoadedDocument]:
     """The documents of ``path``: one for most files, one per record for a file that holds several.
 
     Each document of a several-document file has a ``part`` (the record's id, unique in the file).
+    The parse runs under ``budget`` (see :mod:`ingest.budget`): a file that would produce more text,
+    pages or values than it allows, or parse for longer, fails with a :class:`LoadError` naming the limit.
     Raises :class:`LoadError` as :func:`load` does.
     """
     source = str(path)
@@ -87,12 +90,17 @@ def load_all(path: Path) -> list[LoadedDocument]:
     try:
         if path.suffix.lower() in ZIP_FORMATS:
             check_zip(path)  # before the parser inflates anything
-        loaded = loader(path)
-        documents = loaded if isinstance(loaded, list) else [loaded]
+        with metered(budget, size):
+            loaded = loader(path)
+            documents = loaded if isinstance(loaded, list) else [loaded]
+            # Loaders that spend as they go stop early; this catches any that does not.
+            check_output(sum(len(section.text) for document in documents for section in document.sections))
         if not documents or not all(document.sections for document in documents):
             raise LoadError(source, "no text found in the file")
     except LoadError:
         raise
+    except BudgetExceeded as exc:
+        raise LoadError(source, str(exc)) from exc
     except Exception as exc:  # any parser failure is a property of this file, not of the run
         raise LoadError(source, _failure_reason(path, exc)) from exc
     return documents

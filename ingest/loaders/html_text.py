@@ -6,11 +6,13 @@ The same conversion serves e-mail HTML bodies (:mod:`ingest.loaders.mail`).
 from __future__ import annotations
 
 import re
+from itertools import islice
 from pathlib import Path
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
+from ingest.budget import BudgetExceeded, current
 from ingest.document import LoadedDocument, Section
 from ingest.encoding import read_text
 from ingest.loaders.common import CELL_SEPARATOR, Block, first_heading, make_document, sections_from_blocks
@@ -28,6 +30,7 @@ _BLOCK_TAG_NAMES = """
 _BLOCK_TAGS = frozenset(_BLOCK_TAG_NAMES.split())
 _NON_TEXT = (Comment, Declaration, Doctype, ProcessingInstruction)
 _SPACES = re.compile(r"\s+")
+_START_TAG = re.compile(r"<[A-Za-z]")
 
 
 def load_html(path: Path) -> LoadedDocument:
@@ -37,7 +40,15 @@ def load_html(path: Path) -> LoadedDocument:
 
 
 def parse_html(markup: str) -> tuple[str | None, list[Section]]:
-    """The page title (if any) and its text as heading sections."""
+    """The page title (if any) and its text as heading sections.
+
+    A page with more start tags than the budget's ``max_html_tags`` is refused before the tree is
+    built: ten million ``<br>`` in a 10 MB file would take gigabytes as parsed elements.
+    """
+    limit = current().max_html_tags
+    tags = sum(1 for _ in islice(_START_TAG.finditer(markup), limit + 1))
+    if tags > limit:
+        raise BudgetExceeded("parse_max_html_tags", f"the HTML has over {limit:,} tags")
     soup = BeautifulSoup(markup, "html.parser")
     title_tag = soup.find("title")
     title = _collapse(title_tag.get_text()) if title_tag else None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pypdf import PasswordType, PdfReader
+from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
+from ingest.budget import BudgetExceeded, current, spend
 from ingest.document import LoadedDocument, LoadError, Section
 from ingest.loaders.common import make_document
 
@@ -19,16 +20,33 @@ def load_pdf(path: Path) -> LoadedDocument:
     """
     reader = PdfReader(path)
     _unlock(reader, str(path))
-    sections = [
-        Section(text, {"page": number})
-        for number, page in enumerate(reader.pages, start=1)
-        if (text := (page.extract_text() or "").strip())
-    ]
+    sections = []
+    for number, page in enumerate(_pages(reader), start=1):
+        if text := (page.extract_text() or "").strip():
+            spend(len(text))
+            sections.append(Section(text, {"page": number}))
     if not sections:
         raise LoadError(str(path), "no text layer (scanned PDF?); OCR is not enabled")
     title = reader.metadata.title if reader.metadata else None
     title = str(title) if title else None
     return make_document(path, "pdf", sections, title=title, pages=len(reader.pages))
+
+
+def _pages(reader: PdfReader) -> list[PageObject]:
+    """The pages, within the budget's ``max_pdf_pages``; a page tree that lists one page twice is refused
+    (a 1.6 KB file whose tree repeats a page would otherwise be read as 97,336 pages)."""
+    limit = current().max_pdf_pages
+    if len(reader.pages) > limit:
+        raise BudgetExceeded("parse_max_pdf_pages", f"the PDF has {len(reader.pages):,} pages, over {limit:,}")
+    seen: set[object] = set()
+    pages = list(reader.pages)
+    for page in pages:
+        ref = page.indirect_reference
+        key = (ref.idnum, ref.generation) if ref is not None else id(page)
+        if key in seen:
+            raise BudgetExceeded("parse_max_pdf_pages", "the PDF's page tree lists the same page more than once")
+        seen.add(key)
+    return pages
 
 
 def _unlock(reader: PdfReader, source: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import openpyxl
 
+from ingest.budget import spend
 from ingest.document import LoadedDocument, Section
 from ingest.encoding import read_text
 from ingest.loaders.common import CELL_SEPARATOR, make_document
@@ -86,12 +87,14 @@ def table_lines(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, str]]:
     The first non-empty row is taken as the header when it looks like one (see
     :func:`looks_like_header`); data rows are then "name: value | name: value", otherwise
     tab-separated values. Data rows are numbered from 1 after the header; blank rows count,
-    so numbers stay positional.
+    so numbers stay positional. Each cell, empty or not, counts against the parse budget
+    (:func:`ingest.budget.spend`): one value in the last of 16,384 columns must not cost 16,384 cells a row.
     """
     header: list[str] | None = None
     seen_first = False
     number = 0
     for row in rows:
+        spend(len(row))
         cells = [format_cell(value) for value in row]
         if not seen_first and any(cells):
             seen_first = True
@@ -100,7 +103,9 @@ def table_lines(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, str]]:
                 continue
         number += 1
         if any(cells):
-            yield number, render_row(cells, header)
+            line = render_row(cells, header)
+            spend(len(line))
+            yield number, line
 
 
 def render_row(cells: Sequence[str], header: Sequence[str] | None) -> str:

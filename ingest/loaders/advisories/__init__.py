@@ -25,6 +25,7 @@ from ingest.loaders.advisories.rustsec import is_rustsec, rustsec_document
 from ingest.loaders.advisories.writeups import without_language_links, writeup_document, writeup_title
 from ingest.loaders.json_records import json_document, read_json
 from ingest.loaders.text import markdown_document
+from ingest.loaders.yaml_values import load_yaml_documents
 
 __all__ = ["ADVISORY_FIELDS", "load_json_any", "load_markdown_any", "load_yaml_any", "normalize_id"]
 
@@ -59,7 +60,7 @@ def load_markdown_any(path: Path) -> LoadedDocument:
 def load_yaml_any(path: Path) -> LoadedDocument:
     """A .yml/.yaml file: a RubySec advisory, else its values as "key: value" lines like JSON."""
     try:
-        documents = [d for d in yaml.safe_load_all(read_text(path)) if d is not None]
+        documents = load_yaml_documents(read_text(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
