@@ -17,6 +17,7 @@ from rag.filters import SearchFilters
 from rag.knowledge_base import KnowledgeBaseError
 from rag.settings import Settings
 from rag.types import Answer, Citation
+from stores.metadata_filter import MetadataFilter
 
 app = typer.Typer(help="rag-kb: ask your documents, get cited answers.", no_args_is_help=True)
 kb_app = typer.Typer(help="Create, list and delete knowledge bases.", no_args_is_help=True)
@@ -138,16 +139,55 @@ def ask(
         if as_json:
             console.print_json(rag.answerer.run(kb, question, top_k=top_k, filters=filters).model_dump_json())
             return
-        answer: Answer | None = None
-        streamed: list[str] = []
-        for event in rag.answerer.stream(kb, question, top_k=top_k, filters=filters):
-            if isinstance(event, Answer):
-                answer = event
-            else:
-                streamed.append(event)
-                console.print(event, end="", markup=False, highlight=False, style="dim")
+        _ask_and_print(rag, kb, question, [], top_k, filters)
     except (KnowledgeBaseError, ValueError) as error:
         raise fail(str(error)) from error
+
+
+@app.command()
+def chat(kb: KbOption = "default", top_k: Annotated[int | None, typer.Option(min=1, max=50)] = None) -> None:
+    """Ask questions one after another; follow-ups ("What was her previous job?") read the earlier turns.
+
+    An empty line or end of input ends the conversation.
+    """
+    rag = engine()
+    history: list[dict[str, str]] = []
+    try:
+        rag.knowledge_bases.require(kb)
+    except KnowledgeBaseError as error:
+        raise fail(str(error)) from error
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        try:
+            answer = _ask_and_print(rag, kb, question, history, top_k, None)
+        except (KnowledgeBaseError, ValueError) as error:
+            console.print(f"[red]{escape(str(error))}[/red]")
+            continue
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
+def _ask_and_print(
+    rag: Engine,
+    kb: str,
+    question: str,
+    history: list[dict[str, str]],
+    top_k: int | None,
+    filters: MetadataFilter | None,
+) -> Answer:
+    """Stream the answer to the console, then the checked answer if it differs, and its sources."""
+    answer: Answer | None = None
+    streamed: list[str] = []
+    for event in rag.answerer.stream(kb, question, history, top_k=top_k, filters=filters):
+        if isinstance(event, Answer):
+            answer = event
+        else:
+            streamed.append(event)
+            console.print(event, end="", markup=False, highlight=False, style="dim")
     assert answer is not None
     console.print()
     if answer.answer.strip() != "".join(streamed).strip():
@@ -159,6 +199,7 @@ def ask(
     else:
         console.print("[yellow]The knowledge base does not answer this (answerable: false).[/yellow]")
         _print_citations("Closest passages", answer.sources)
+    return answer
 
 
 def _print_citations(heading: str, citations: list[Citation]) -> None:

@@ -6,6 +6,7 @@ from functools import cached_property
 
 from ingest.splitter import ChineseRecursiveSplitter
 from rag.answerer import Answerer
+from rag.conversation import QuestionResolver
 from rag.generators import ExtractiveGenerator, Generator, LLMGenerator
 from rag.ingest_jobs import IngestJobs
 from rag.knowledge_base import KnowledgeBases
@@ -125,4 +126,6 @@ class Engine:
     @cached_property
     def answerer(self) -> Answerer:
         s = self.settings
-        return Answerer(self.retriever, self.generator, s.top_k, s.min_relevance, s.support_threshold)
+        # With an LLM, follow-ups are condensed by it; without one, rewritten deterministically.
+        resolver = QuestionResolver(self.generator.llm) if isinstance(self.generator, LLMGenerator) else None
+        return Answerer(self.retriever, self.generator, s.top_k, s.min_relevance, s.support_threshold, resolver)

@@ -101,6 +101,7 @@ class HybridRetriever:
                 hit.score += self.keyword_weight / (RRF_K + rank + 1)
                 hit.scores["keyword"] = keyword_hit.score
                 hit.scores["coverage"] = keyword_hit.coverage
+                hit.scores["salient"] = keyword_hit.salient
                 hit.relevance = max(hit.relevance, keyword_hit.coverage)
 
         # A chunk is served only if its document is ready and it belongs to the current version: a chunk

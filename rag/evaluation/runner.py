@@ -22,6 +22,7 @@ from rag.evaluation.metrics import (
 )
 from rag.knowledge_base import IngestReport, KnowledgeBases, ProgressCallback
 from rag.prompts import is_refusal
+from rag.relevance import GATE_DEPTH
 from rag.retrieval import fetch_chunks
 from rag.types import Answer
 from stores.hit import Hit
@@ -146,12 +147,13 @@ class Evaluator:
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         hits = retrieval.hits
         top = hits[: self.top_k]  # what the answerer retrieves for itself: the same ranking, cut shorter
+        gated = hits[: max(self.top_k, GATE_DEPTH)]  # what its relevance gate reads
         result = QueryResult(
             query=query,
             language=retrieval.language,
             ranking=passage_ranking([_passage_of(h) for h in hits]),
-            relevance=self.answerer.relevance(top) if top else None,
-            refused=self.answerer.refuses(top),
+            relevance=self.answerer.relevance(gated) if gated else None,
+            refused=self.answerer.refuses(gated),
             evidence=contains_answer([h.chunk.text for h in top], query.answers) if query.answerable else None,
             timings={"retrieve": elapsed},
         )
