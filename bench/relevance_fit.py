@@ -32,11 +32,13 @@ import opencc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ingest.chunk import Chunk
 from rag.engine import Engine
 from rag.evaluation.dataset import Passage, Query, read_corpus, read_queries
 from rag.evaluation.runner import Evaluator, default_kb_name
 from rag.relevance import GATE_DEPTH, SIGNALS, RelevanceGate, signals
 from rag.settings import Settings
+from stores.hit import Hit
 
 THRESHOLDS = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
 
@@ -75,9 +77,31 @@ def record(engine: Engine, spec: str, scratch: Path) -> list[dict]:
         if not query.answerable and not query.not_in_kb:
             continue
         hits = engine.retriever.run(kb, query.question, GATE_DEPTH).hits
-        found = signals(hits)
-        rows.append({"qid": query.qid, "answerable": query.answerable, "x": found.vector(), "id": found.identified})
+        rows.append({"qid": query.qid, "answerable": query.answerable, "hits": [_raw(h) for h in hits]})
     return rows
+
+
+def _raw(hit: Hit) -> dict:
+    """What the gate reads of a hit, so signals can be recomputed from the recorded file alone."""
+    return {"doc": hit.chunk.doc_id, "index": hit.chunk.index, "relevance": hit.relevance, "scores": hit.scores}
+
+
+def _hits(row: dict) -> list[Hit]:
+    return [
+        Hit(Chunk(f"{h['doc']}:{h['index']}", h["doc"], h["index"], "", 0, 0, {}), 0.0, h["relevance"], h["scores"])
+        for h in row["hits"]
+    ]
+
+
+def with_signals(slices: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each recorded question with the gate's signals of its hits (``x``) and whether an identifier decided."""
+    out: dict[str, list[dict]] = {}
+    for name, rows in slices.items():
+        out[name] = []
+        for row in rows:
+            found = signals(_hits(row))
+            out[name].append({**row, "x": found.vector(), "id": found.identified})
+    return out
 
 
 def fit(slices: dict[str, list[dict]], names: list[str]) -> dict[str, float]:
@@ -91,7 +115,7 @@ def fit(slices: dict[str, list[dict]], names: list[str]) -> dict[str, float]:
             x.append(r["x"])
             y.append(int(r["answerable"]))
             w.append(1.0 / (2 * (positives if r["answerable"] else len(rows) - positives)))
-    model = LogisticRegression(C=10.0, max_iter=1000).fit(np.array(x), np.array(y), sample_weight=np.array(w))
+    model = LogisticRegression(C=100.0, max_iter=2000).fit(np.array(x), np.array(y), sample_weight=np.array(w))
     weights = {"bias": round(float(model.intercept_[0]), 3)}
     weights.update({n: round(float(c), 3) for n, c in zip(SIGNALS, model.coef_[0], strict=True)})
     return weights
@@ -131,6 +155,7 @@ def main() -> None:
         slices = {name: record(engine, spec, args.data_dir) for name, spec in specs.items()}
         if args.signals:
             args.signals.write_text(json.dumps(slices))
+    slices = with_signals(slices)
     fitted_on = args.fit.split(",")
     report("current defaults (rag/relevance.py)", dict(RelevanceGate().weights), slices)
     for name in slices:  # the reverse checks: fitted on one slice, scored on all

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ingest.splitter import sentence_spans
-from rag.citations import join_cited, support_terms
+from rag.citations import join_cited
 from rag.conversation import QuestionResolver
 from rag.llms.base import LLM, GenerationOptions, Message
 from rag.prompts import build_messages
-from rag.question_kind import question_kind, short_answers
+from rag.question_kind import QUESTION_PHRASES, question_kind, short_answers
 from stores.hit import Hit
+from stores.text_analysis import CJK_RUN, analyze, to_simplified
 
 MARKDOWN_HEADING = re.compile(r"[ \t]*#{1,6}[ \t]")
 
@@ -106,14 +107,15 @@ class ExtractiveGenerator:
         if not candidates:
             return
         kind = question_kind(question)
-        query = support_terms(QuestionResolver().resolve(question, history))
-        scores = self._scores(candidates, query, kind)
+        own = query_terms(question)
+        carried = [t for t in query_terms(QuestionResolver().resolve(question, history)) if t not in own]
+        scores = self._scores(candidates, own, carried, kind, question)
         if kind == "list" and len(sources) > 1:
             yield join_cited(self._items(candidates, scores))
             return
         best = max(range(len(candidates)), key=scores.__getitem__)
         chosen = candidates[best]
-        lead = _short_answer(kind, chosen.text, question, query)
+        lead = _short_answer(kind, chosen.text, question, own)
         answer = [(f"{lead}{LEAD_SEPARATOR[language]}{chosen.text}" if lead else chosen.text, [chosen.n])]
         following = best + 1
         if (
@@ -126,16 +128,24 @@ class ExtractiveGenerator:
                 answer.append((extra, [chosen.n]))
         yield join_cited(answer)
 
-    def _scores(self, candidates: Sequence[Candidate], query: frozenset[str], kind: str) -> list[float]:
-        terms = [support_terms(c.text) for c in candidates]
-        document_frequency = Counter(t for ts in terms for t in ts)
-        idf = {t: math.log(1 + len(candidates) / (1 + document_frequency[t])) for t in query}
-        total = sum(idf.values()) or 1.0
+    def _scores(
+        self, candidates: Sequence[Candidate], own: Sequence[str], carried: Sequence[str], kind: str, question: str
+    ) -> list[float]:
+        """IDF-weighted share of the question's terms each sentence holds (terms carried from the previous
+        turn count half), raised when it holds an answer of the asked kind, a little by the source's rank."""
+        held = [terms_held([*own, *carried], c.text) for c in candidates]
+        chars = question_characters(question)
+        document_frequency = Counter(t for ts in held for t in ts)
+        weight = {t: math.log(1 + len(candidates) / (1 + document_frequency[t])) for t in own}
+        weight.update({t: 0.5 * math.log(1 + len(candidates) / (1 + document_frequency[t])) for t in carried})
+        total = sum(weight.values()) or 1.0
         scores = []
-        for candidate, held in zip(candidates, terms, strict=True):
-            covered = sum(idf[t] for t in query & held) / total
-            typed = self.kind_weight * covered if covered and short_answers(kind, candidate.text) else 0.0
-            scores.append(covered + typed + self.rank_weight / candidate.n)
+        for candidate, terms in zip(candidates, held, strict=True):
+            covered = sum(weight[t] for t in terms) / total
+            if chars:  # Chinese: words segment differently ("原来…名字" and "原名"), characters do not
+                covered = (covered + len(chars & set(to_simplified(candidate.text))) / len(chars)) / 2
+            typed = bool(covered) and _short_answer(kind, candidate.text, question, own) is not None
+            scores.append(covered * (1 + self.kind_weight * typed) + self.rank_weight / candidate.n)
         return scores
 
     def _items(self, candidates: Sequence[Candidate], scores: Sequence[float]) -> list[tuple[str, list[int]]]:
@@ -168,13 +178,50 @@ def _is_title(hit: Hit, sentence: str, start: int) -> bool:
     return any(isinstance(name, str) and line == " ".join(name.split()) for name in names)
 
 
-def _short_answer(kind: str, sentence: str, question: str, query: frozenset[str]) -> str | None:
-    """The answer of ``kind`` in ``sentence`` nearest to the words it shares with the question, if any."""
-    found = [(at, text) for at, text in short_answers(kind, sentence) if text.strip() not in question]
+def query_terms(question: str) -> list[str]:
+    """The terms a quoted sentence should hold: the question's, without the words that only ask."""
+    return list(dict.fromkeys(analyze(QUESTION_PHRASES.sub(" ", question))))
+
+
+def question_characters(question: str) -> set[str]:
+    """The Chinese characters of the question that carry content (not its asking words or particles)."""
+    asked = QUESTION_PHRASES.sub("", to_simplified(question))
+    return {c for run in CJK_RUN.findall(asked) for c in run} - PARTICLES
+
+
+PARTICLES = set("的了是在和与及或也都就而并被把对于从为以之其这那有吗呢吧啊么什哪谁怎")
+
+
+def terms_held(terms: Sequence[str], sentence: str) -> set[str]:
+    """``terms`` found in ``sentence``: as its terms, or a Chinese word anywhere in it (segmentation differs)."""
+    words = set(analyze(sentence))
+    text = to_simplified(sentence)
+    return {t for t in terms if t in words or (CJK_RUN.fullmatch(t) and t in text)}
+
+
+def _short_answer(kind: str, sentence: str, question: str, query: Sequence[str]) -> str | None:
+    """The answer of ``kind`` in ``sentence`` nearest to the words it shares with the question, if any.
+
+    An answer that repeats the question's own words ("Supreme Court" for "… to the Supreme Court?") is its
+    subject, not its answer.
+    """
+    asked = set(re.findall(r"\w+", question.casefold()))
+    found = [
+        (at, text)
+        for at, text in short_answers(kind, sentence)
+        if text.strip() not in question and not set(re.findall(r"[a-z]\w*", text.casefold())) & asked
+    ]
     if not found:
         return None
-    folded = sentence.casefold()
-    anchors = [m.start() for t in query for m in re.finditer(re.escape(t.casefold()), folded)]
+    folded = to_simplified(sentence).casefold()
+    spans = [(at, at + len(text)) for at, text in found]
+    # Where the question's words stand, but not inside a candidate ("years" of "40 years" asks nothing).
+    anchors = [
+        m.start()
+        for t in query
+        for m in re.finditer(re.escape(t.casefold()), folded)
+        if not any(a <= m.start() < b for a, b in spans)
+    ]
     if not anchors:
         return found[0][1]
     return min(found, key=lambda f: min(abs(f[0] - a) for a in anchors))[1]

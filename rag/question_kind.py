@@ -31,7 +31,8 @@ KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             "多久|多长时间|几年|几个月|几天|多少年|多少天",
         ),
     ),
-    ("year", _either(r"\b(?:what|which) year\b", r"\bwhen\b", "哪一?年|何年|什么时候|何时|哪天|几月|日期")),
+    ("year", _either(r"\b(?:what|which|in which) year\b", "哪一?年|何年")),
+    ("date", _either(r"\bwhen\b", r"\b(?:what|which) (?:date|day)\b", "什么时候|何时|哪天|哪一天|几月|日期")),
     (
         "number",
         _either(
@@ -60,10 +61,16 @@ NUMBER = re.compile(rf"(?:\d[\d,.]*|[{CHINESE_NUMERAL}]+)\s?(?:{UNIT})?", re.IGN
 SPELLED = r"one|two|three|four|five|six|seven|eight|nine|ten|a few"
 DURATION = re.compile(rf"(?:\d[\d,.]*|[{CHINESE_NUMERAL}]+|(?:{SPELLED}))\s?{TIME_UNIT}", re.IGNORECASE)
 NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:[A-Z]\.|[A-Z][a-z]+))+")
+# Titles before a name ("Appeals Judge Ketanji Brown Jackson"): the name is what follows the last one.
+TITLE = re.compile(r".*\b(?:Judge|Justice|President|Officer|Senator|Governor|Secretary|Minister|Dr|Mr|Mrs|Ms)\s+")
+# The words that ask rather than say ("哪一年", "叫什么名字"): no sentence should match them.
+QUESTION_PHRASES = re.compile(
+    r"哪一年|哪年|哪一天|哪天|几年|多少年|多长时间|多久|什么时候|何时|叫什么名字|什么名字|多少|几"
+)
 PLACE = re.compile(r"\b(?:in|at|near|from)\s+((?:the\s+)?[A-Z][\w-]+(?:\s+[A-Z][\w-]+)*)")
 
 def question_kind(question: str) -> str:
-    """One of ``list``, ``duration``, ``year``, ``number``, ``who``, ``where``, or ``other``."""
+    """One of ``list``, ``duration``, ``year``, ``date``, ``number``, ``who``, ``where``, or ``other``."""
     for kind, pattern in KIND_PATTERNS:
         if pattern.search(question):
             return kind
@@ -77,6 +84,8 @@ def is_list_question(question: str) -> bool:
 def short_answers(kind: str, sentence: str) -> list[tuple[int, str]]:
     """The answers of ``kind`` that ``sentence`` holds, as (position, text); none for kinds without a short form."""
     if kind == "year":
+        found = [(m.start(), m.group()) for m in YEAR.finditer(sentence)]
+    elif kind == "date":
         found = [(m.start(), m.group()) for m in DATE.finditer(sentence)]
         found += [(m.start(), m.group()) for m in YEAR.finditer(sentence) if not _inside(m.start(), found)]
     elif kind == "duration":
@@ -84,7 +93,7 @@ def short_answers(kind: str, sentence: str) -> list[tuple[int, str]]:
     elif kind == "number":
         found = [(m.start(), m.group().strip()) for m in NUMBER.finditer(sentence) if _is_number(m.group())]
     elif kind == "who":
-        found = [(m.start(), m.group()) for m in NAME.finditer(sentence)]
+        found = [(m.start(), TITLE.sub("", m.group())) for m in NAME.finditer(sentence)]
     elif kind == "where":
         found = [(m.start(1), m.group(1)) for m in PLACE.finditer(sentence)]
     else:

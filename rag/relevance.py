@@ -8,6 +8,7 @@ Relevance is estimated from several signals of the ranked hits, none enough alon
 - ``margin``: how far the best passage's keyword score stands above the next passage's (an answerable
   question has a passage about it; an absent topic gets a flat list of partial matches);
 - ``dense``: the best cosine similarity, where the embedder reads the question's language (paraphrase);
+- ``best``: the best hit's own relevance, the larger of its dense similarity and its coverage;
 - an identifier the question names (a CVE id, a host) that a passage's own record names: relevance 1.
 
 They are combined by a logistic model whose weights were fitted on the shared development slices
@@ -33,7 +34,7 @@ from stores.hit import Hit
 GATE_DEPTH = 10  # hits the gate reads: the margin needs the passages after the first few
 LIST_DEPTH = 30  # hits a list question looks through for its items
 LIST_LIMIT = 12  # items a list answer gives at most
-SIGNALS = ("coverage", "salient", "margin", "dense", "no_dense")
+SIGNALS = ("coverage", "salient", "margin", "dense", "no_dense", "best")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class RelevanceSignals:
     margin: float
     dense: float
     no_dense: float  # 1.0 when the dense side did not run (the embedder does not read the language)
+    best: float
     identified: bool = False
 
     def vector(self) -> list[float]:
@@ -61,6 +63,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "margin": 2.0,
     "dense": 4.0,
     "no_dense": 1.5,
+    "best": 0.0,
 }
 
 
@@ -77,22 +80,26 @@ def signals(hits: Sequence[Hit]) -> RelevanceSignals:
         margin=_margin(hits),
         dense=max(0.0, max(dense_scores)) if dense_scores else 0.0,
         no_dense=0.0 if dense_scores else 1.0,
+        best=max((h.relevance for h in hits), default=0.0),
         identified=identified,
     )
 
 
 def _margin(hits: Sequence[Hit]) -> float:
-    """1 − (second passage's best keyword score ÷ the first's), in [0, 1]; 0 with fewer than one keyword hit."""
-    best: dict[str, float] = {}
-    for hit in hits:
-        if "keyword" in hit.scores:
-            doc = hit.chunk.doc_id
-            best[doc] = max(best.get(doc, 0.0), hit.scores["keyword"])
-    ranked = sorted(best.values(), reverse=True)
-    if not ranked or ranked[0] <= 0:
+    """1 − (the next passage's keyword score ÷ the best chunk's), in [0, 1]; 0 without a keyword hit.
+
+    The best chunk's neighbours in its document (they overlap it) are the same passage, not the next one.
+    """
+    scored = sorted((h for h in hits if "keyword" in h.scores), key=lambda h: h.scores["keyword"], reverse=True)
+    if not scored or scored[0].scores["keyword"] <= 0:
         return 0.0
-    second = ranked[1] if len(ranked) > 1 else 0.0
-    return 1.0 - second / ranked[0]
+    top = scored[0].chunk
+    others = [
+        h.scores["keyword"]
+        for h in scored[1:]
+        if h.chunk.doc_id != top.doc_id or abs(h.chunk.index - top.index) > 1
+    ]
+    return 1.0 - (others[0] if others else 0.0) / scored[0].scores["keyword"]
 
 
 class RelevanceGate:

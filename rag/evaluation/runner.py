@@ -72,6 +72,8 @@ class QueryResult:
     f1: float | None = None
     citations: CitationCounts | None = None
     raw_citations: CitationCounts | None = None
+    right: bool | None = None  # answered with a reference answer (or, unanswerable, refused)
+    items_found: float | None = None  # list questions: share of the items the answer names
 
 
 class Evaluator:
@@ -143,7 +145,8 @@ class Evaluator:
 
     def ask(self, kb: str, label: str, query: Query, generate: bool) -> QueryResult:
         started = time.perf_counter()
-        retrieval = self.answerer.retriever.run(kb, query.question, self.depth)
+        question = self.answerer.resolver.resolve(query.question, query.history)  # a follow-up made standalone
+        retrieval = self.answerer.retriever.run(kb, question, self.depth)
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         hits = retrieval.hits
         top = hits[: self.top_k]  # what the answerer retrieves for itself: the same ranking, cut shorter
@@ -159,12 +162,29 @@ class Evaluator:
         )
         if generate:
             self._answer(kb, query, hits, result)
+        self._score(result)
         return result
+
+    @staticmethod
+    def _score(result: QueryResult) -> None:
+        query = result.query
+        if not query.answerable:
+            result.right = result.refused
+            return
+        if result.answer is None:  # the gate alone: answered, with the answer among the passages it rests on
+            result.right = not result.refused and bool(result.evidence)
+            return
+        text = without_markers(result.answer)
+        if query.items:
+            result.items_found = sum(contains_answer([text], [item]) for item in query.items) / len(query.items)
+            result.right = not result.refused and result.items_found >= 0.5
+        else:
+            result.right = not result.refused and contains_answer([text], query.answers)
 
     def _answer(self, kb: str, query: Query, hits: list[Hit], result: QueryResult) -> None:
         streamed: list[str] = []
         answer: Answer | None = None
-        for event in self.answerer.stream(kb, query.question, top_k=self.top_k):
+        for event in self.answerer.stream(kb, query.question, query.history, top_k=self.top_k):
             if isinstance(event, Answer):
                 answer = event
             else:
