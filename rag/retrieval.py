@@ -116,6 +116,10 @@ class HybridRetriever:
             for hit in hits:
                 hit.scores["identifiers"] = float(len(terms & _metadata_identifiers(hit.chunk.metadata)))
                 hit.scores["exact"] = float(hit.chunk.id in holding)
+                # For the relevance gate: the question names specific identifiers; does this passage hold one?
+                hit.scores["specific_asked"] = float(len(specific))
+                held = hit.scores["exact"] or set(specific) & _metadata_identifiers(hit.chunk.metadata)
+                hit.scores["specific_held"] = float(bool(held))
             for hit in hits:
                 if specific and set(specific) <= _metadata_identifiers(hit.chunk.metadata):
                     hit.relevance = 1.0  # the passage is the record of what the question names (its advisory, host)

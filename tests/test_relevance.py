@@ -54,3 +54,12 @@ def test_list_items_are_the_hits_that_hold_the_subject_one_per_document() -> Non
     ]
     assert [h.chunk.doc_id for h in list_items(hits)] == ["struts-1", "struts-2"]
     assert len(list_items([hit(str(i), coverage=1.0, salient=1.0) for i in range(20)], limit=5)) == 5
+
+
+def test_a_specific_identifier_that_no_passage_holds_is_refused() -> None:
+    neighbour = hit("CVE-2021-44207", coverage=0.5, salient=0.5, keyword=5.0, specific_asked=1.0, specific_held=0.0)
+    assert RelevanceGate().relevance([neighbour]) == 0.0
+    holding = hit(
+        "CVE-2021-44228", relevance=0.9, coverage=0.9, salient=1.0, keyword=20.0, specific_asked=1.0, specific_held=1.0
+    )
+    assert RelevanceGate().relevance([holding, neighbour]) > 0.5
