@@ -14,9 +14,9 @@ from rag.citations import join_cited
 from rag.conversation import QuestionResolver
 from rag.llms.base import LLM, GenerationOptions, Message
 from rag.prompts import build_messages
-from rag.question_kind import QUESTION_PHRASES, question_kind, short_answers
+from rag.question_kind import question_kind, short_answers
 from stores.hit import Hit
-from stores.text_analysis import CJK_RUN, analyze, to_simplified
+from stores.text_analysis import CJK_RUN, QUESTION_PHRASES, analyze, to_simplified, without_question_phrases
 
 MARKDOWN_HEADING = re.compile(r"[ \t]*#{1,6}[ \t]")
 
@@ -180,7 +180,7 @@ def _is_title(hit: Hit, sentence: str, start: int) -> bool:
 
 def query_terms(question: str) -> list[str]:
     """The terms a quoted sentence should hold: the question's, without the words that only ask."""
-    return list(dict.fromkeys(analyze(QUESTION_PHRASES.sub(" ", question))))
+    return list(dict.fromkeys(analyze(without_question_phrases(question))))
 
 
 def question_characters(question: str) -> set[str]:

@@ -56,17 +56,16 @@ DATE = _either(
 )
 CHINESE_NUMERAL = "零一二三四五六七八九十百千万亿两半"
 TIME_UNIT = r"(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|年|个月|月|周|星期|天|日|小时|分钟|秒)"
-UNIT = rf"%|percent|per cent|(?:km|kg|mph|ms|GB|MB|m|g)\b|{TIME_UNIT}|公里|千米|公斤|[个名人座条项次倍米元岁吨]"
-NUMBER = re.compile(rf"(?:\d[\d,.]*|[{CHINESE_NUMERAL}]+)\s?(?:{UNIT})?", re.IGNORECASE)
+UNIT = (
+    rf"(?:million|billion|thousand|trillion)\b|%|percent|per cent|万|亿|(?:km|kg|mph|ms|GB|MB|m|g)\b|{TIME_UNIT}"
+    r"|公里|千米|公斤|[个名人座条项次倍米元岁吨]"
+)
+NUMBER = re.compile(rf"[$€£¥]?(?:\d[\d,.]*\d|\d|[{CHINESE_NUMERAL}]+)\s?(?:{UNIT})?", re.IGNORECASE)
 SPELLED = r"one|two|three|four|five|six|seven|eight|nine|ten|a few"
 DURATION = re.compile(rf"(?:\d[\d,.]*|[{CHINESE_NUMERAL}]+|(?:{SPELLED}))\s?{TIME_UNIT}", re.IGNORECASE)
 NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:[A-Z]\.|[A-Z][a-z]+))+")
 # Titles before a name ("Appeals Judge Ketanji Brown Jackson"): the name is what follows the last one.
 TITLE = re.compile(r".*\b(?:Judge|Justice|President|Officer|Senator|Governor|Secretary|Minister|Dr|Mr|Mrs|Ms)\s+")
-# The words that ask rather than say ("哪一年", "叫什么名字"): no sentence should match them.
-QUESTION_PHRASES = re.compile(
-    r"哪一年|哪年|哪一天|哪天|几年|多少年|多长时间|多久|什么时候|何时|叫什么名字|什么名字|多少|几"
-)
 PLACE = re.compile(r"\b(?:in|at|near|from)\s+((?:the\s+)?[A-Z][\w-]+(?:\s+[A-Z][\w-]+)*)")
 
 def question_kind(question: str) -> str:

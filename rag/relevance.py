@@ -58,16 +58,16 @@ class RelevanceSignals:
 
 # Fitted by bench/relevance_fit.py on the CMRC 2018 and SQuAD 2.0 development slices together (answerable
 # against not-in-KB questions, each slice and class weighted equally; docs/quality.md has the fit and the
-# checks). The fitted intercept, -4.771, is shifted by logit(0.5) - logit(0.36) = +0.575 so that the default
-# threshold 0.5 sits at the operating point chosen on the fitted slices (0.36 of the fitted model).
+# checks). The fitted intercept, -4.803, is shifted by logit(0.5) - logit(0.38) = +0.49 so that the default
+# threshold 0.5 sits at the operating point chosen on the fitted slices (0.38 of the fitted model).
 DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "bias": -4.196,
-    "coverage": 2.258,
-    "salient": 1.586,
-    "margin": 2.343,
-    "dense": 1.4,
-    "no_dense": 0.268,
-    "best": 2.468,
+    "bias": -4.313,
+    "coverage": 2.285,
+    "salient": 1.577,
+    "margin": 2.262,
+    "dense": 1.436,
+    "no_dense": 0.171,
+    "best": 2.499,
 }
 
 

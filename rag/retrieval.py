@@ -10,7 +10,7 @@ from typing import Any
 from ingest.chunk import Chunk
 from stores import Catalog, ChromaVectorStore, Embedder, Hit, KeywordIndex
 from stores.metadata_filter import MetadataFilter, matches, validate_filter
-from stores.text_analysis import identifiers, language_of
+from stores.text_analysis import identifiers, language_of, without_question_phrases
 
 RRF_K = 60  # the constant of Cormack et al.; damps the head of each list
 
@@ -75,7 +75,8 @@ class HybridRetriever:
         language = language_of(query)
         use_dense = self.dense_weight > 0 and self.embedder.reads(language)
         n = max(self.candidates, top_k)
-        keyword_hits = self.keywords.search(kb, query, n, where=filters) if self.keyword_weight > 0 else []
+        asked = without_question_phrases(query)  # "几年" or "叫什么名字" is in no passage: not a term to cover
+        keyword_hits = self.keywords.search(kb, asked, n, where=filters) if self.keyword_weight > 0 else []
         dense_hits = self.vectors.query(kb, self.embedder.embed_query(query), n, where=filters) if use_dense else []
         named = identifiers(query)
         specific = list(dict.fromkeys(i.term for i in named if i.strong))

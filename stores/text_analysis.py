@@ -160,6 +160,19 @@ STOPWORDS = frozenset(
 )
 
 
+# The words that ask rather than say ("哪一年", "叫什么名字"): no passage holds them, so a question's keyword
+# search and its coverage leave them out (jieba keeps them as words of their own: "几年", "名字").
+QUESTION_PHRASES = re.compile(
+    r"哪一年|哪年|哪一天|哪天|几年|多少年|多长时间|多久|什么时候|何时|叫什么名字|什么名字|多少|几"
+)
+
+
+def without_question_phrases(question: str) -> str:
+    """``question`` without its asking phrases, for keyword search; the question itself if nothing else is left."""
+    stripped = QUESTION_PHRASES.sub(" ", to_simplified(question))
+    return stripped if stripped.strip(" ？?。") else question
+
+
 def is_chinese(text: str, threshold: float = 0.2) -> bool:
     """True when at least ``threshold`` of the letters are CJK ideographs."""
     letters = [c for c in text if c.isalpha()]
