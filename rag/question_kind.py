@@ -14,7 +14,11 @@ from __future__ import annotations
 import re
 
 _NOT_VERB = r"(?!(?:was|is|has|does|this|its|us)\b)"
-_PLURAL_AFTER_WHICH = rf"\bwhich\s+(?:{_NOT_VERB}\w+\s+){{0,2}}{_NOT_VERB}\w+(?:ies|[^s's]s)\b"
+_PLURAL = r"\w+(?:ies|[^s's]s)\b"
+_PLURAL_AFTER_WHICH = (
+    rf"\bwhich\s+{_NOT_VERB}{_PLURAL}"  # "which advisories …"
+    rf"|\bwhich\s+(?:[\w.-]+\s+){{0,7}}{_PLURAL}\s+(?:are|were|have|had|do|did|exist|affect)\b"  # "which X CVEs are"
+)
 
 
 def _either(*alternatives: str) -> re.Pattern[str]:
