@@ -4,14 +4,16 @@
 ``rag chat`` all hand the earlier turns to :class:`~rag.answerer.Answerer`, which asks a
 :class:`QuestionResolver` for the question to retrieve with.
 
-- With an LLM backend, the standard condense step: the model rewrites the question as a standalone one
-  from the last turns (bounded in characters), and restates it in the other language the knowledge
-  base may be written in, so a Chinese question finds English text and the reverse. On any error the
-  raw question is used.
-- Without one, a deterministic rewrite: a question that leans on the previous turn (a pronoun such as
-  "her", "it", 它, 其; or one with almost no content words of its own) gets the previous question's
-  key terms and the names its answer gave, so "What was her previous job?" after a question about
-  Ketanji Brown Jackson retrieves her passage.
+A question is a follow-up when it leans on the previous turn (a pronoun such as "her", "it", 它, 其; or
+one with almost no content words of its own, "And elsewhere?"); any other question stands as asked.
+
+- With an LLM backend, the standard condense step: the model rewrites the follow-up as a standalone
+  question from the last turns (bounded in characters), and restates it in the other language the
+  knowledge base may be written in, so it finds Chinese and English text alike. On any error the raw
+  question is used.
+- Without one, a deterministic rewrite: the follow-up gets the previous question and the names its
+  answer gave, so "What was her previous job?" after a question about Ketanji Brown Jackson retrieves
+  her passage.
 
 Usage::
 
@@ -63,10 +65,10 @@ class QuestionResolver:
 
     def resolve(self, question: str, history: Sequence[Message] = ()) -> str:
         turns = [m for m in history if m.get("role") in {"user", "assistant"} and m.get("content", "").strip()]
+        if not turns or not is_follow_up(question):
+            return question  # a question that stands alone costs no model call
         if self.llm is not None:
             return self._condense(question, turns)
-        if not turns or not is_follow_up(question):
-            return question
         return carry_subject(question, turns)
 
     def _condense(self, question: str, turns: Sequence[Message]) -> str:
