@@ -159,9 +159,9 @@ class Answerer:
         text = check.text
         if len(items) > 1 and len(cited) > 1:  # say how many were found; a count is no claim to check
             count = LIST_COUNT[language].format(n=len(cited))
-            text = f"{text}{count}" if language == "zh" else f"{text} {count}"
-            if verified:
-                yield text[len(sentences.shown) :]
+            count = count if language == "zh" else f" {count}"
+            text += count
+            yield text[len(sentences.shown) :] if verified else count  # streamed too: the text stands as shown
         yield Answer(
             answer=text,
             answerable=True,

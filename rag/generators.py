@@ -131,17 +131,18 @@ class ExtractiveGenerator:
     def _scores(
         self, candidates: Sequence[Candidate], own: Sequence[str], carried: Sequence[str], kind: str, question: str
     ) -> list[float]:
-        """IDF-weighted share of the question's terms each sentence holds (terms carried from the previous
-        turn count half), raised when it holds an answer of the asked kind, a little by the source's rank."""
+        """IDF-weighted share of the question's terms each sentence holds (plus a little for the terms carried
+        from the previous turn), raised when it holds an answer of the asked kind, a little by the source's rank."""
         held = [terms_held([*own, *carried], c.text) for c in candidates]
         chars = question_characters(question)
         document_frequency = Counter(t for ts in held for t in ts)
-        weight = {t: math.log(1 + len(candidates) / (1 + document_frequency[t])) for t in own}
-        weight.update({t: 0.5 * math.log(1 + len(candidates) / (1 + document_frequency[t])) for t in carried})
-        total = sum(weight.values()) or 1.0
+        idf = {t: math.log(1 + len(candidates) / (1 + document_frequency[t])) for t in [*own, *carried]}
+        own_total = sum(idf[t] for t in own) or 1.0
+        carried_total = sum(idf[t] for t in carried) or 1.0
         scores = []
         for candidate, terms in zip(candidates, held, strict=True):
-            covered = sum(weight[t] for t in terms) / total
+            covered = sum(idf[t] for t in terms if t in own) / own_total
+            covered += CARRIED_WEIGHT * sum(idf[t] for t in terms if t not in own) / carried_total
             if chars:  # Chinese: words segment differently ("原来…名字" and "原名"), characters do not
                 covered = (covered + len(chars & set(to_simplified(candidate.text))) / len(chars)) / 2
             typed = bool(covered) and _short_answer(kind, candidate.text, question, own) is not None
@@ -167,6 +168,7 @@ class Candidate:
 
 
 LEAD_SEPARATOR = {"zh": "：", "en": ": "}
+CARRIED_WEIGHT = 0.25  # the previous turn's terms say which passage, the question's own which sentence
 
 
 def _is_title(hit: Hit, sentence: str, start: int) -> bool:

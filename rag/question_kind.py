@@ -88,8 +88,9 @@ def short_answers(kind: str, sentence: str) -> list[tuple[int, str]]:
     """The answers of ``kind`` that ``sentence`` holds, as (position, text); none for kinds without a short form."""
     if kind == "year":
         found = [(m.start(), m.group()) for m in YEAR.finditer(sentence)]
-    elif kind == "date":
+    elif kind == "date":  # a date, else a year
         found = [(m.start(), m.group()) for m in DATE.finditer(sentence)]
+        found += [(m.start(), m.group()) for m in YEAR.finditer(sentence) if not _inside(m.start(), found)]
         found += [(m.start(), m.group()) for m in YEAR.finditer(sentence) if not _inside(m.start(), found)]
     elif kind == "duration":
         found = [(m.start(), m.group()) for m in DURATION.finditer(sentence)]

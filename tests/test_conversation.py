@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from rag.conversation import QuestionResolver, is_follow_up
+from rag.engine import Engine
 from rag.llms.base import LLM, GenerationOptions, LLMError, Message
+from rag.types import Answer
 
 HISTORY = [
     {"role": "user", "content": "Who did the president nominate to the Supreme Court?"},
@@ -63,3 +66,34 @@ def test_with_an_llm_the_question_is_condensed_and_restated_in_the_other_languag
 def test_a_failing_llm_falls_back_to_the_question_as_asked() -> None:
     resolver = QuestionResolver(CondensingLLMFake(LLMError("server down")))
     assert resolver.resolve("What was her previous job?", HISTORY) == "What was her previous job?"
+
+
+def test_follow_ups_and_lists_through_the_answerer(engine: Engine, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bridge.md").write_text(
+        "# Meridian Bridge\n\nThe Meridian Bridge was designed by the engineer Agnes Holloway. "
+        "It was completed in 1932 after four years of construction.\n",
+        encoding="utf-8",
+    )
+    for cve in ("CVE-2017-5638", "CVE-2018-11776"):
+        (docs / f"{cve}.md").write_text(
+            f"# {cve}\n\n{cve} is an Apache Struts remote code execution vulnerability known to be exploited.\n",
+            encoding="utf-8",
+        )
+    engine.knowledge_bases.ingest("t", [docs])
+    history = [
+        {"role": "user", "content": "Who designed the Meridian Bridge?"},
+        {"role": "assistant", "content": "Agnes Holloway [1]."},
+    ]
+    follow_up = engine.answerer.run("t", "When was it completed?", history)
+    assert follow_up.answerable and follow_up.answer.startswith("1932: ")
+    assert "bridge.md" in follow_up.citations[0].source
+
+    question = "Which Apache Struts vulnerabilities are known to be exploited?"
+    events = list(engine.answerer.stream("t", question, verified=True))
+    answer = events[-1]
+    assert isinstance(answer, Answer) and "".join(e for e in events if isinstance(e, str)) == answer.answer
+    assert "CVE-2017-5638" in answer.answer and "CVE-2018-11776" in answer.answer
+    assert answer.answer.endswith("(2 found.)")
+    assert len(answer.citations) == 2
