@@ -14,8 +14,8 @@ Relevance is estimated from several signals of the ranked hits, none enough alon
 
 They are combined by a logistic model whose weights were fitted on the shared development slices
 (``bench/relevance_fit.py``; docs/quality.md gives the slices, the fit and the checks on text it was not
-fitted on), so relevance reads as the estimated probability that the knowledge base answers the question
-and the default threshold 0.5 means "more likely than not".
+fitted on), so relevance is in [0, 1] and rises with every signal; its intercept places the operating point
+chosen on those slices at the default threshold 0.5 (see :data:`DEFAULT_WEIGHTS`).
 
 Usage::
 
