@@ -69,19 +69,7 @@ def test_a_failing_llm_falls_back_to_the_question_as_asked() -> None:
 
 
 def test_follow_ups_and_lists_through_the_answerer(engine: Engine, tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "bridge.md").write_text(
-        "# Meridian Bridge\n\nThe Meridian Bridge was designed by the engineer Agnes Holloway. "
-        "It was completed in 1932 after four years of construction.\n",
-        encoding="utf-8",
-    )
-    for cve in ("CVE-2017-5638", "CVE-2018-11776"):
-        (docs / f"{cve}.md").write_text(
-            f"# {cve}\n\n{cve} is an Apache Struts remote code execution vulnerability known to be exploited.\n",
-            encoding="utf-8",
-        )
-    engine.knowledge_bases.ingest("t", [docs])
+    engine.knowledge_bases.ingest("t", [write_bridge_and_struts(tmp_path / "docs")])
     history = [
         {"role": "user", "content": "Who designed the Meridian Bridge?"},
         {"role": "assistant", "content": "Agnes Holloway [1]."},
@@ -97,3 +85,19 @@ def test_follow_ups_and_lists_through_the_answerer(engine: Engine, tmp_path: Pat
     assert "CVE-2017-5638" in answer.answer and "CVE-2018-11776" in answer.answer
     assert answer.answer.endswith("(2 found.)")
     assert len(answer.citations) == 2
+
+
+def write_bridge_and_struts(folder: Path) -> Path:
+    """A small KB's files: a bridge (for follow-ups), two Struts advisories (for a list); test_evaluation too."""
+    folder.mkdir()
+    (folder / "bridge.md").write_text(
+        "# Meridian Bridge\n\nThe Meridian Bridge was designed by the engineer Agnes Holloway. "
+        "It was completed in 1932 after four years of construction.\n",
+        encoding="utf-8",
+    )
+    for cve in ("CVE-2017-5638", "CVE-2018-11776"):
+        (folder / f"{cve}.md").write_text(
+            f"# {cve}\n\n{cve} is an Apache Struts remote code execution vulnerability known to be exploited.\n",
+            encoding="utf-8",
+        )
+    return folder

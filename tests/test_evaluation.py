@@ -33,6 +33,7 @@ from rag.evaluation.metrics import (
 )
 from rag.settings import Settings
 from stores import Embedder
+from tests.test_conversation import write_bridge_and_struts
 
 # Retrieval
 
@@ -326,19 +327,7 @@ def test_rag_eval_reports_bad_data(cli, tmp_path: Path) -> None:
 
 
 def test_rag_eval_asks_a_kb_as_ingested_with_follow_up_and_list_cases(cli, tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "bridge.md").write_text(
-        "# Meridian Bridge\n\nThe Meridian Bridge was designed by the engineer Agnes Holloway. "
-        "It was completed in 1932 after four years of construction.\n",
-        encoding="utf-8",
-    )
-    for name, cve in [("struts-a", "CVE-2017-5638"), ("struts-b", "CVE-2018-11776")]:
-        (docs / f"{name}.md").write_text(
-            f"# {cve}\n\n{cve} is an Apache Struts remote code execution vulnerability known to be exploited.\n",
-            encoding="utf-8",
-        )
-    assert cli("ingest", docs, "--kb", "conv").exit_code == 0
+    assert cli("ingest", write_bridge_and_struts(tmp_path / "docs"), "--kb", "conv").exit_code == 0
     queries = write_jsonl(
         tmp_path / "cases.jsonl",
         [
