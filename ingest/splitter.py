@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 from ingest.chunk import Chunk
 from ingest.document import SECTION_SEPARATOR, LoadedDocument
+from stores.text_analysis import CLOSING_QUOTES, SENTENCE_END, SENTENCE_PUNCTUATION
 
 # Each level's pattern matches the end of a piece; the match stays with the piece before it.
 BOUNDARY_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\n[ \t\u3000]*\n\s*"),  # paragraph
     re.compile(r"\n"),  # line
-    re.compile(r"[。！？；!?;…]+[”’\"'）)」』】]*\s*|\.(?:\s+|$)"),  # sentence
+    re.compile(rf"[{SENTENCE_PUNCTUATION}]+[{CLOSING_QUOTES}]*\s*|\.(?:\s+|$)"),  # sentence
     re.compile(r"[，,、：:]\s*"),  # clause
     re.compile(r"\s+"),  # word
 )
@@ -175,9 +176,3 @@ def sentence_spans(text: str) -> list[Span]:
         start = match.end()
     spans.append(ChineseRecursiveSplitter._trim(text, start, len(text)))
     return [span for span in spans if span[1] > span[0] and text[span[0] : span[1]].strip("\n.。")]
-
-
-SENTENCE_END = re.compile(
-    r"[。！？；!?;…]+[”’\"'）)」』】]*|\.(?=\s|$)|\n[ \t\u3000]*\n\s*|\n(?=[ \t]*(?:[#>|*•·-]|\d+[.)、]))"
-    r"|(?:^|(?<=\n))[ \t]*#{1,6}[ \t][^\n]*\n"  # a Markdown heading is a line of its own
-)

@@ -7,21 +7,28 @@ import time
 from collections.abc import Iterator, Sequence
 
 from rag.citations import check_citations, check_sentences, join_cited, split_cited_sentences
+from rag.conversation import QuestionResolver
 from rag.generators import Generator
 from rag.llms.base import GenerationOptions, Message
 from rag.prompts import REFUSAL, is_refusal
+from rag.question_kind import is_list_question
+from rag.relevance import GATE_DEPTH, LIST_DEPTH, RelevanceGate, list_items
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Citation
 from stores.hit import Hit
 from stores.metadata_filter import MetadataFilter
+from stores.text_analysis import language_of
 
 
 class Answerer:
     """Answers a question from one knowledge base, citing its sources, or refuses.
 
-    The question is refused without asking the generator when no retrieved passage reaches
-    ``min_relevance``; it is refused afterwards when no sentence of the generated text is supported
-    by a source (``support_threshold``). Either way the retrieved passages come back as ``sources``.
+    A follow-up is first made standalone from ``history`` (``resolver``, see :mod:`rag.conversation`).
+    The question is refused without asking the generator when the relevance gate
+    (:class:`~rag.relevance.RelevanceGate`, threshold ``min_relevance``) finds the retrieved passages
+    unlikely to hold an answer; it is refused afterwards when no sentence of the generated text is
+    supported by a source (``support_threshold``). Either way the retrieved passages come back as
+    ``sources``. The generator sees the first ``top_k`` hits; the gate and list questions read deeper.
 
     Usage::
 
@@ -38,6 +45,7 @@ class Answerer:
         top_k: int = 4,
         min_relevance: float = 0.5,
         support_threshold: float = 0.5,
+        resolver: QuestionResolver | None = None,
     ) -> None:
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
@@ -48,14 +56,17 @@ class Answerer:
         self.top_k = top_k
         self.min_relevance = min_relevance
         self.support_threshold = support_threshold
+        self.gate = RelevanceGate(min_relevance)
+        self.resolver = resolver or QuestionResolver()
 
     def relevance(self, hits: Sequence[Hit]) -> float:
-        """How well ``hits`` back an answer, in [0, 1]: what the refusal compares with ``min_relevance``."""
-        return max((h.relevance for h in hits), default=0.0)
+        """How well ``hits`` (ranked, best first) back an answer, in [0, 1]: what the gate compares with
+        ``min_relevance``."""
+        return self.gate.relevance(hits)
 
     def refuses(self, hits: Sequence[Hit]) -> bool:
-        """Whether the question is refused before generation, given its retrieved ``hits``."""
-        return not hits or self.relevance(hits) < self.min_relevance
+        """Whether the question is refused before generation, given its ranked ``hits``."""
+        return self.gate.refuses(hits)
 
     def run(
         self,
@@ -94,13 +105,20 @@ class Answerer:
             raise ValueError("the question is empty")
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        retrieval = self.retriever.run(kb, question, top_k or self.top_k, filters)
+        query = self.resolver.resolve(question, history)
+        if query != question:
+            timings["resolve"] = _ms(started)
+        top_k = top_k or self.top_k
+        listing = is_list_question(question)
+        retrieval = self.retriever.run(kb, query, max(top_k, GATE_DEPTH, LIST_DEPTH if listing else 0), filters)
         timings["retrieve"] = _ms(started)
-        hits, language = retrieval.hits, retrieval.language
+        ranked, language = retrieval.hits, language_of(question)
+        items = list_items(ranked) if listing else []
+        hits = items if len(items) > 1 else ranked[:top_k]  # a list question answers with every item found
         sources = [Citation.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
         base = {"question": question, "sources": sources, "language": language, "generator": self.generator.name}
 
-        if self.refuses(hits):
+        if self.refuses(ranked):
             yield REFUSAL[language]
             timings["total"] = _ms(started)
             yield Answer(answer=REFUSAL[language], answerable=False, grounded=True, timings=timings, **base)
@@ -138,8 +156,14 @@ class Answerer:
             )
             return
         cited = set(check.cited)
+        text = check.text
+        if len(items) > 1 and len(cited) > 1:  # say how many were found; a count is no claim to check
+            count = LIST_COUNT[language].format(n=len(cited))
+            count = count if language == "zh" else f" {count}"
+            text += count
+            yield text[len(sentences.shown) :] if verified else count  # streamed too: the text stands as shown
         yield Answer(
-            answer=check.text,
+            answer=text,
             answerable=True,
             grounded=not check.removed and not check.dropped_markers,
             citations=[s for s in sources if s.n in cited],
@@ -188,6 +212,8 @@ class VerifiedSentences:
         piece, self.shown = text[len(self.shown) :], text
         return piece
 
+
+LIST_COUNT = {"zh": "（共找到{n}项。）", "en": "({n} found.)"}
 
 # Text after the last sentence that is only citation markers, perhaps unfinished ("[1", "[1][").
 TRAILING_MARKER = re.compile(r"(?:\s*\[[\d\s,，、]*\]?)+\s*$")

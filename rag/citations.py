@@ -15,7 +15,16 @@ from functools import lru_cache
 
 from ingest.splitter import sentence_spans
 from stores.hit import Hit
-from stores.text_analysis import CJK_RUN, analyze
+from stores.text_analysis import (
+    CJK_CHARS,
+    CJK_CLOSING,
+    CJK_PUNCTUATION,
+    CJK_RUN,
+    CLOSING_QUOTES,
+    SENTENCE_PUNCTUATION,
+    analyze,
+    to_simplified,
+)
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 
@@ -50,7 +59,8 @@ def support_terms(text: str) -> frozenset[str]:
 @lru_cache(maxsize=4096)
 def _support_terms(text: str) -> frozenset[str]:
     latin = [t for t in analyze(CJK_RUN.sub(" ", text))]
-    pairs = [run[i : i + 2] for run in CJK_RUN.findall(text) for i in range(max(1, len(run) - 1))]
+    runs = CJK_RUN.findall(to_simplified(text))  # either script supports the other
+    pairs = [run[i : i + 2] for run in runs for i in range(max(1, len(run) - 1))]
     return frozenset(latin + pairs)
 
 
@@ -156,7 +166,7 @@ def split_cited_sentences(text: str) -> list[tuple[str, list[int]]]:
     """Sentences of ``text`` with the marker numbers attached to each (markers after the period count too)."""
     sentences: list[tuple[str, list[int]]] = []
     # Markers written after the sentence's full stop ("... law. [1]") belong to that sentence.
-    normalized = re.sub(r"([。！？!?.])((?:\s*\[\d+(?:\s*[,，、]\s*\d+)*\])+)", r"\2\1", text)
+    normalized = re.sub(rf"([{SENTENCE_PUNCTUATION}.])((?:\s*\[\d+(?:\s*[,，、]\s*\d+)*\])+)", r"\2\1", text)
     for start, end in sentence_spans(normalized):
         piece = normalized[start:end]
         numbers = [int(n) for group in MARKER.findall(piece) for n in re.split(r"\s*[,，、]\s*", group)]
@@ -176,12 +186,12 @@ def _unwrap(text: str) -> str:
     return CJK_WRAP.sub("", " ".join(text.split()))
 
 
-CJK_WRAP = re.compile(r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef])")
+CJK_WRAP = re.compile(f"(?<=[{CJK_CHARS}{CJK_PUNCTUATION}]) (?=[{CJK_CHARS}{CJK_PUNCTUATION}])")
 
 
 def _attach(sentence: str, markers: str) -> str:
     """Put markers before the sentence's closing punctuation: "… law [1]." / "……方法[1]。"."""
-    match = re.search(r"[。！？!?.;；…]+[”’\"'）)」』】]*$", sentence)
+    match = re.search(rf"[{SENTENCE_PUNCTUATION}.]+[{CLOSING_QUOTES}]*$", sentence)
     if not match:
         return sentence + markers if _is_cjk_end(sentence) else f"{sentence} {markers}".rstrip()
     body, end = sentence[: match.start()], match.group()
@@ -191,8 +201,6 @@ def _attach(sentence: str, markers: str) -> str:
 def _is_cjk_end(text: str) -> bool:
     return bool(text) and (bool(CJK_RUN.match(text[-1])) or text[-1] in CJK_CLOSING)
 
-
-CJK_CLOSING = "。！？；，、：」』》）】"
 
 
 def _join(parts: list[str]) -> str:

@@ -17,6 +17,7 @@ from rag.filters import SearchFilters
 from rag.knowledge_base import KnowledgeBaseError
 from rag.settings import Settings
 from rag.types import Answer, Citation
+from stores.metadata_filter import MetadataFilter
 
 app = typer.Typer(help="rag-kb: ask your documents, get cited answers.", no_args_is_help=True)
 kb_app = typer.Typer(help="Create, list and delete knowledge bases.", no_args_is_help=True)
@@ -147,16 +148,55 @@ def ask(
         if as_json:
             console.print_json(rag.answerer.run(kb, question, top_k=top_k, filters=filters).model_dump_json())
             return
-        answer: Answer | None = None
-        streamed: list[str] = []
-        for event in rag.answerer.stream(kb, question, top_k=top_k, filters=filters):
-            if isinstance(event, Answer):
-                answer = event
-            else:
-                streamed.append(event)
-                console.print(event, end="", markup=False, highlight=False, style="dim")
+        _ask_and_print(rag, kb, question, [], top_k, filters)
     except (KnowledgeBaseError, ValueError) as error:
         raise fail(str(error)) from error
+
+
+@app.command()
+def chat(kb: KbOption = "default", top_k: Annotated[int | None, typer.Option(min=1, max=50)] = None) -> None:
+    """Ask questions one after another; follow-ups ("What was her previous job?") read the earlier turns.
+
+    An empty line or end of input ends the conversation.
+    """
+    rag = engine()
+    history: list[dict[str, str]] = []
+    try:
+        rag.knowledge_bases.require(kb)
+    except KnowledgeBaseError as error:
+        raise fail(str(error)) from error
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        try:
+            answer = _ask_and_print(rag, kb, question, history, top_k, None)
+        except (KnowledgeBaseError, ValueError) as error:
+            console.print(f"[red]{escape(str(error))}[/red]")
+            continue
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
+def _ask_and_print(
+    rag: Engine,
+    kb: str,
+    question: str,
+    history: list[dict[str, str]],
+    top_k: int | None,
+    filters: MetadataFilter | None,
+) -> Answer:
+    """Stream the answer to the console, then the checked answer if it differs, and its sources."""
+    answer: Answer | None = None
+    streamed: list[str] = []
+    for event in rag.answerer.stream(kb, question, history, top_k=top_k, filters=filters):
+        if isinstance(event, Answer):
+            answer = event
+        else:
+            streamed.append(event)
+            console.print(event, end="", markup=False, highlight=False, style="dim")
     assert answer is not None
     console.print()
     if answer.answer.strip() != "".join(streamed).strip():
@@ -168,6 +208,7 @@ def ask(
     else:
         console.print("[yellow]The knowledge base does not answer this (answerable: false).[/yellow]")
         _print_citations("Closest passages", answer.sources)
+    return answer
 
 
 def _print_citations(heading: str, citations: list[Citation]) -> None:
@@ -294,10 +335,13 @@ def docs_delete(doc_id: Annotated[str, typer.Argument()], kb: KbOption = None) -
 
 @app.command("eval")
 def evaluate(
-    corpus: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: pid, title, text, lang.")],
     queries: Annotated[
         Path, typer.Option(exists=True, dir_okay=False, help="JSONL: qid, question, answers, gold_pid, answerable.")
     ],
+    corpus: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="JSONL: pid, title, text, lang. Without it: --kb as it is."),
+    ] = None,
     kb: Annotated[str | None, typer.Option("--kb", "-k", help="Default: eval-<folder>-<hash>, one per corpus.")] = None,
     top_k: Annotated[int | None, typer.Option(min=1, max=50, help="Sources an answer rests on.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
@@ -308,30 +352,35 @@ def evaluate(
     """Measure retrieval, refusals, citations and answers on a corpus and its questions.
 
     The corpus is ingested first, skipping passages the KB holds unchanged; questions go through `rag ask`'s answerer.
+    Without --corpus the questions are asked of the KB --kb as `rag ingest` filled it (no passage ranks then).
     """
     from rag.evaluation import DatasetError, Evaluator, corpus_label, default_kb_name, read_corpus, read_queries
     from rag.evaluation import summarize as summarize_eval
 
+    if corpus is None and kb is None:
+        raise fail("give --corpus, or --kb to ask a knowledge base as it is")
     try:
-        passages, questions = read_corpus(corpus), read_queries(queries)[:limit]
+        passages, questions = read_corpus(corpus) if corpus else [], read_queries(queries)[:limit]
     except DatasetError as error:
         raise fail(str(error)) from error
     rag = engine()
-    kb = kb or default_kb_name(corpus)
+    kb = kb or default_kb_name(corpus)  # type: ignore[arg-type]  # one of the two, checked above
+    label = corpus_label(corpus) if corpus else ""
     evaluator = Evaluator(rag.knowledge_bases, rag.answerer, top_k)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     baseline_report = None
     with Progress(*columns, console=errors, transient=False) as progress:
         task = progress.add_task(f"ingesting into {escape(kb)}", total=len(passages))
         try:
-            ingested = evaluator.ingest(kb, corpus, passages, progress=lambda _, __: progress.advance(task))
+            if corpus:
+                ingested = evaluator.ingest(kb, corpus, passages, progress=lambda _, __: progress.advance(task))
+            else:
+                rag.knowledge_bases.require(kb)
         except KnowledgeBaseError as error:
             raise fail(str(error)) from error
         task = progress.add_task("asking" if no_llm else f"asking ({rag.generator.name})", total=len(questions))
-        results = evaluator.run(
-            kb, corpus_label(corpus), questions, generate=not no_llm, on_question=lambda: progress.advance(task)
-        )
-        if baseline:
+        results = evaluator.run(kb, label, questions, generate=not no_llm, on_question=lambda: progress.advance(task))
+        if baseline and corpus:
             from rag.evaluation.baseline import evaluate_baseline
 
             task = progress.add_task("langchain baseline", total=len(questions))
@@ -347,7 +396,9 @@ def evaluate(
         "kb": kb,
         "top_k": evaluator.top_k,
         "generator": None if no_llm else rag.generator.name,
-        "ingest": {
+        "ingest": None
+        if corpus is None
+        else {
             "passages": len(passages),
             "added": len(ingested.report.added),
             "updated": len(ingested.report.updated),
@@ -358,7 +409,7 @@ def evaluate(
             "seconds": round(ingested.seconds, 2),
             "kb_chunks": next((k.chunks for k in rag.knowledge_bases.list() if k.name == kb), 0),
         },
-        **summarize_eval(results, corpus_label(corpus), rag.answerer.min_relevance, generated=not no_llm),
+        **summarize_eval(results, label, rag.answerer.min_relevance, generated=not no_llm),
         "baseline": baseline_report,
     }
     _print_eval(report)
@@ -381,7 +432,7 @@ def _print_eval(report: dict) -> None:
         title=f"Retrieval: {n['answerable']} answerable of {n['queries']} questions",
     )  # fmt: skip
     scores = {**report["retrieval"], **report["evidence"]}
-    rows = [("rag-kb", report["ingest"]["kb_chunks"], scores, report["latency_ms"])]
+    rows = [("rag-kb", (report["ingest"] or {}).get("kb_chunks", "-"), scores, report["latency_ms"])]
     if report["baseline"]:
         b = report["baseline"]
         rows.append(("langchain", b["chunks"], b, b["latency_ms"]))
@@ -417,12 +468,16 @@ def _print_eval(report: dict) -> None:
         )
     stages = ", ".join(f"{k} {v['p50']:.1f}/{v['p95']:.1f}" for k, v in report["latency_ms"].items() if v)
     ingest = report["ingest"]
-    console.print(
-        f"Latency ms p50/p95: {stages}. Ingest: {ingest['passages']} passages, {ingest['added']} added, "
-        f"{ingest['updated']} updated, {ingest['unchanged']} unchanged, {ingest['chunks']} new chunks, "
-        f"{ingest['seconds']:.1f} s",
-        markup=False,
+    done = (
+        f" Ingest: {ingest['passages']} passages, {ingest['added']} added, {ingest['updated']} updated, "
+        f"{ingest['unchanged']} unchanged, {ingest['chunks']} new chunks, {ingest['seconds']:.1f} s"
+        if ingest
+        else ""
     )
+    console.print(f"Latency ms p50/p95: {stages}.{done}", markup=False)
+    for kind, figures in report["by_kind"].items():
+        items = f", list items found {f(figures['items_found'])}" if figures["items_found"] is not None else ""
+        console.print(f"{kind}: {figures['right']}/{figures['n']} right{items}", markup=False)
 
 
 @app.command()

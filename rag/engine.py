@@ -7,6 +7,7 @@ from functools import cached_property
 
 from ingest.splitter import ChineseRecursiveSplitter
 from rag.answerer import Answerer
+from rag.conversation import QuestionResolver
 from rag.generators import ExtractiveGenerator, Generator, LLMGenerator
 from rag.ingest_jobs import IngestJobs
 from rag.knowledge_base import KnowledgeBaseError, KnowledgeBases
@@ -131,7 +132,9 @@ class Engine:
     @cached_property
     def answerer(self) -> Answerer:
         s = self.settings
-        return Answerer(self.retriever, self.generator, s.top_k, s.min_relevance, s.support_threshold)
+        # With an LLM, follow-ups are condensed by it; without one, rewritten deterministically.
+        resolver = QuestionResolver(self.generator.llm) if isinstance(self.generator, LLMGenerator) else None
+        return Answerer(self.retriever, self.generator, s.top_k, s.min_relevance, s.support_threshold, resolver)
 
     def knowledge_base_for(
         self, kb: str | None, creating: bool = False, visible: Callable[[str], bool] | None = None

@@ -10,7 +10,7 @@ from typing import Any
 from ingest.chunk import Chunk
 from stores import Catalog, ChromaVectorStore, Embedder, Hit, KeywordIndex
 from stores.metadata_filter import MetadataFilter, matches, validate_filter
-from stores.text_analysis import identifiers, language_of
+from stores.text_analysis import identifiers, language_of, without_question_phrases
 
 RRF_K = 60  # the constant of Cormack et al.; damps the head of each list
 
@@ -75,7 +75,8 @@ class HybridRetriever:
         language = language_of(query)
         use_dense = self.dense_weight > 0 and self.embedder.reads(language)
         n = max(self.candidates, top_k)
-        keyword_hits = self.keywords.search(kb, query, n, where=filters) if self.keyword_weight > 0 else []
+        asked = without_question_phrases(query)  # "几年" or "叫什么名字" is in no passage: not a term to cover
+        keyword_hits = self.keywords.search(kb, asked, n, where=filters) if self.keyword_weight > 0 else []
         dense_hits = self.vectors.query(kb, self.embedder.embed_query(query), n, where=filters) if use_dense else []
         named = identifiers(query)
         specific = list(dict.fromkeys(i.term for i in named if i.strong))
@@ -101,6 +102,7 @@ class HybridRetriever:
                 hit.score += self.keyword_weight / (RRF_K + rank + 1)
                 hit.scores["keyword"] = keyword_hit.score
                 hit.scores["coverage"] = keyword_hit.coverage
+                hit.scores["salient"] = keyword_hit.salient
                 hit.relevance = max(hit.relevance, keyword_hit.coverage)
 
         # A chunk is served only if its document is ready and it belongs to the current version: a chunk
@@ -115,6 +117,10 @@ class HybridRetriever:
             for hit in hits:
                 hit.scores["identifiers"] = float(len(terms & _metadata_identifiers(hit.chunk.metadata)))
                 hit.scores["exact"] = float(hit.chunk.id in holding)
+                # For the relevance gate: the question names specific identifiers; does this passage hold one?
+                hit.scores["specific_asked"] = float(len(specific))
+                held = hit.scores["exact"] or set(specific) & _metadata_identifiers(hit.chunk.metadata)
+                hit.scores["specific_held"] = float(bool(held))
             for hit in hits:
                 if specific and set(specific) <= _metadata_identifiers(hit.chunk.metadata):
                     hit.relevance = 1.0  # the passage is the record of what the question names (its advisory, host)

@@ -60,6 +60,9 @@ class Segment:
         return self.indices[begin:end], self.tf[begin:end]
 
 
+SALIENT_TERMS = 2  # the rarest terms of a query, which say what it is about
+
+
 class SegmentedBM25:
     """BM25 over chunks that come and go, scored as bm25s "lucene" scores the live ones.
 
@@ -69,7 +72,7 @@ class SegmentedBM25:
 
         index = SegmentedBM25(k1=1.2, b=0.75)
         index.add([("a:0", "a", ["log4j", "cve-2021-44228"], '{"doc_id": "a"}')])
-        index.search(["log4j"], k=10)  # [(position, score, coverage)]
+        index.search(["log4j"], k=10)  # [(position, score, coverage, salient)]
         index.delete(["a:0"])
     """
 
@@ -120,12 +123,14 @@ class SegmentedBM25:
         k: int,
         accept: Callable[[dict], bool] | None = None,
         containing: Sequence[str] = (),
-    ) -> list[tuple[int, float, float]]:
-        """The ``k`` best live positions holding a term, as (position, score, coverage), best first.
+    ) -> list[tuple[int, float, float, float]]:
+        """The ``k`` best live positions holding a term, as (position, score, coverage, salient), best first.
 
         ``terms`` are distinct. ``accept`` tests a chunk's metadata; ``containing`` keeps the chunks
         holding one of those terms. Coverage is the IDF-weighted share of ``terms`` in the chunk,
-        terms absent from the index included. Ties go to the smaller chunk id, as in every process.
+        terms absent from the index included; salient is that share over the :data:`SALIENT_TERMS`
+        rarest terms only (what the question is about: a name, not "year" or "built"). Ties go to
+        the smaller chunk id, as in every process.
         """
         if not self.n_live or not terms or k < 1:
             return []
@@ -155,12 +160,21 @@ class SegmentedBM25:
             candidates = candidates[scores[candidates] >= kth]
         best = sorted(zip((-scores[candidates]).tolist(), candidates.tolist(), strict=True), key=self._rank)[:k]
         chosen = np.array([p for _, p in best], np.int64)
-        found = np.zeros(chosen.size)
+        found, salient = np.zeros(chosen.size), np.zeros(chosen.size)
+        rarest = sorted((idf for _, idf in postings), reverse=True)[:SALIENT_TERMS]
+        salient_total = sum(rarest)
         for positions, idf in postings:  # positions ascend across segments: a binary search tells presence
             if positions.size:
                 at = np.minimum(np.searchsorted(positions, chosen), positions.size - 1)
-                found += idf * (positions[at] == chosen)
-        return [(p, -s, c) for (s, p), c in zip(best, (found / total).tolist(), strict=True)]
+                present = positions[at] == chosen
+                found += idf * present
+                if idf >= rarest[-1]:
+                    salient += idf * present
+        salient = np.minimum(salient / salient_total, 1.0)  # idf ties with the last of the rarest may overshoot
+        return [
+            (p, -s, c, a)
+            for (s, p), c, a in zip(best, (found / total).tolist(), salient.tolist(), strict=True)
+        ]
 
     def compact(self) -> None:
         """Merge every segment into one holding only live chunks; forget unused terms and metadata."""

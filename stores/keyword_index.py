@@ -58,6 +58,7 @@ class KeywordHit:
     doc_id: str
     score: float
     coverage: float  # IDF-weighted share of the query's terms found in the chunk, in [0, 1]
+    salient: float = 0.0  # the same share over the query's rarest terms (what it is about)
 
 
 @dataclass(slots=True)
@@ -256,8 +257,8 @@ class KeywordIndex:
         with self._lock:  # a catch-up changes the index in place: search and catch-up take turns
             index = self._current(kb)
             return [
-                KeywordHit(index.chunk_ids[p], index.doc_ids[p], score, coverage)
-                for p, score, coverage in index.search(terms, k, accept, containing)
+                KeywordHit(index.chunk_ids[p], index.doc_ids[p], score, coverage, salient)
+                for p, score, coverage, salient in index.search(terms, k, accept, containing)
             ]
 
     def _bump(self, kb: str) -> int:

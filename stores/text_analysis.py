@@ -1,4 +1,9 @@
-"""Turning text into keyword-search terms: jieba for Chinese, identifiers kept whole.
+"""The one text analyzer: scripts, punctuation, identifiers, and keyword-search terms.
+
+Every layer reads text through this module: what a CJK character is, which punctuation ends a
+sentence, what an advisory id looks like, and the search terms of a text (jieba for Chinese,
+identifiers kept whole). Traditional Chinese is read as simplified (OpenCC ``t2s``), for chunks and
+questions alike, so a question in either script finds a passage in the other.
 
 Security questions name things that must match exactly (``CVE-2021-44228``, ``10.0.0.7``,
 ``2001:db8::1``, a SHA-256, ``/etc/passwd``, ``log4j-core``); a generic tokenizer would shred them,
@@ -16,22 +21,52 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import jieba
+import opencc
 import Stemmer
 
 jieba.setLogLevel(logging.WARNING)
 
-IDENTIFIER_PATTERN = re.compile(
+# CJK ideographs: the unified block, extension A and the compatibility block.
+CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# CJK punctuation and full-width forms: neither a letter nor a space, but Chinese all the same.
+CJK_PUNCTUATION = "\u3000-\u303f\uff00-\uffef"
+CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
+
+# Punctuation that ends a sentence (the ASCII full stop only before a space, see SENTENCE_END), and the
+# closing quotes and brackets that stay with the sentence they close.
+SENTENCE_PUNCTUATION = "。！？；!?;…"
+CLOSING_QUOTES = "”’\"'）)」』】"
+CJK_CLOSING = "。！？；，、：」』》）】"
+SENTENCE_END = re.compile(
+    rf"[{SENTENCE_PUNCTUATION}]+[{CLOSING_QUOTES}]*|\.(?=\s|$)|\n[ \t\u3000]*\n\s*|\n(?=[ \t]*(?:[#>|*•·-]|\d+[.)、]))"
+    r"|(?:^|(?<=\n))[ \t]*#{1,6}[ \t][^\n]*\n"  # a Markdown heading is a line of its own
+)
+
+# Advisory ids, the one grammar: the prefixes, and each id matched whole (a vendor's ``RHSA-2021:5186``
+# with its colon, a GitHub id with its lower-case tail).
+ADVISORY_PREFIXES = (
+    "CVE", "CAN", "GHSA", "RUSTSEC", "PYSEC", "GO", "OSV", "CNVD", "CNNVD", "RHSA", "RHBA", "RHEA", "DSA", "DLA",
+    "USN", "BSI", "CWE",
+)
+ADVISORY_ID = re.compile(
     r"""
-    (?P<advisory>                                 # advisory ids, matched whole
         (?:CVE|CAN)-\d{4}-\d{4,}                   # CVE ids
       | GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}       # GitHub advisories
       | RUSTSEC-\d{4}-\d{4}                        # RustSec
-      | (?:CWE|CNVD|CNNVD|OSV|PYSEC|GO)-[\d-]+     # other advisory ids
-    )
-  | (?P<hash>\b[0-9a-f]{32,128}\b)                # MD5 … SHA-512
-  | (?P<ipv6>(?<![\w:.])(?=[0-9a-f:]*:[0-9a-f:]*:)[0-9a-f:]{2,45}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:.]))
+      | (?:RHSA|RHBA|RHEA)-\d{4}:\d+               # Red Hat errata
+      | (?:DSA|DLA|USN)-\d+(?:-\d+)?               # Debian and Ubuntu notices
+      | (?:CWE|CNVD|CNNVD|OSV|PYSEC|GO|BSI)-[\w-]*\d[\w-]*  # other advisory ids
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+IDENTIFIER_PATTERN = re.compile(
+    rf"""
+    (?P<advisory>{ADVISORY_ID.pattern})            # advisory ids, matched whole
+  | (?P<hash>\b[0-9a-f]{{32,128}}\b)                # MD5 … SHA-512
+  | (?P<ipv6>(?<![\w:.])(?=[0-9a-f:]*:[0-9a-f:]*:)[0-9a-f:]{{2,45}}(?:(?<=:)(?:\d{{1,3}}\.){{3}}\d{{1,3}})?(?![\w:.]))
                                                   # IPv6, full or compressed ("::1"); checked in code
-  | (?P<ip>\b(?:\d{1,3}\.){3}\d{1,3})(?::\d+)?\b    # IPv4, optional port
+  | (?P<ip>\b(?:\d{{1,3}}\.){{3}}\d{{1,3}})(?::\d+)?\b    # IPv4, optional port
   | (?P<path>(?:[A-Za-z]:\\|~?/)[\w.\-/\\]*[A-Za-z][\w.\-/\\]*)  # file paths (with a letter: not "/0")
   | (?P<host>\b[\w-]+(?:\.[\w-]+)+@?[\w.-]*\b)     # host names, dotted names, versions, e-mails
   | (?P<name>\b[A-Za-z][\w]*(?:[-_][\w]+)+\b)      # package and identifier names: log4j-core, blk_123
@@ -108,8 +143,8 @@ def _looks_like_host(term: str) -> bool:
     return len(labels) >= 2 and bool(_HOST_LABEL.fullmatch(labels[-1])) and any(len(label) > 1 for label in labels[:-1])
 
 
-CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
+CJK_CHAR = re.compile(f"[{CJK_CHARS}]")
 
 # Words that carry no topic. Chinese question words matter: without them "是什么" would make every
 # passage look relevant.
@@ -125,12 +160,25 @@ STOPWORDS = frozenset(
 )
 
 
+# The words that ask rather than say ("哪一年", "叫什么名字"): no passage holds them, so a question's keyword
+# search and its coverage leave them out (jieba keeps them as words of their own: "几年", "名字").
+QUESTION_PHRASES = re.compile(
+    r"哪一年|哪年|哪一天|哪天|几年|多少年|多长时间|多久|什么时候|何时|叫什么名字|什么名字|多少|几"
+)
+
+
+def without_question_phrases(question: str) -> str:
+    """``question`` without its asking phrases, for keyword search; the question itself if nothing else is left."""
+    stripped = QUESTION_PHRASES.sub(" ", to_simplified(question))
+    return stripped if stripped.strip(" ？?。") else question
+
+
 def is_chinese(text: str, threshold: float = 0.2) -> bool:
     """True when at least ``threshold`` of the letters are CJK ideographs."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return False
-    cjk = sum(1 for c in letters if "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff")
+    cjk = sum(1 for c in letters if CJK_CHAR.match(c))
     return cjk / len(letters) >= threshold
 
 
@@ -194,7 +242,20 @@ _STEMMER = Stemmer.Stemmer("english")
 
 
 def _chinese_terms(run: str) -> list[str]:
-    return [w for w in _cut_for_search(run) if w not in STOPWORDS]
+    return [w for w in _cut_for_search(to_simplified(run)) if w not in STOPWORDS]
+
+
+_T2S = opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=65536)
+def to_simplified(text: str) -> str:
+    """``text`` with traditional Chinese characters as simplified ones (OpenCC ``t2s``); other text unchanged.
+
+    >>> to_simplified("吳淞路閘橋")
+    '吴淞路闸桥'
+    """
+    return _T2S.convert(text) if CJK_RUN.search(text) else text
 
 
 @lru_cache(maxsize=65536)

@@ -33,6 +33,7 @@ from rag.evaluation.metrics import (
 )
 from rag.settings import Settings
 from stores import Embedder
+from tests.test_conversation import write_bridge_and_struts
 
 # Retrieval
 
@@ -164,7 +165,7 @@ def test_bad_data_files_are_reported_with_their_line(tmp_path: Path) -> None:
         read_corpus(corpus)
     queries = tmp_path / "queries.jsonl"
     queries.write_text('{"question": "Why?", "answers": [], "answerable": true}\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match="needs a gold_pid and answers"):
+    with pytest.raises(DatasetError, match="needs answers or items"):
         read_queries(queries)
     queries.write_text("not json\n", encoding="utf-8")
     with pytest.raises(DatasetError, match=r"queries\.jsonl:1: not JSON"):
@@ -323,3 +324,27 @@ def test_rag_eval_reports_bad_data(cli, tmp_path: Path) -> None:
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"pid": "a"}])
     result = cli("eval", "--corpus", corpus, "--queries", corpus, "--no-llm")
     assert result.exit_code == 1 and "'text' must be a non-empty string" in result.output
+
+
+def test_rag_eval_asks_a_kb_as_ingested_with_follow_up_and_list_cases(cli, tmp_path: Path) -> None:
+    assert cli("ingest", write_bridge_and_struts(tmp_path / "docs"), "--kb", "conv").exit_code == 0
+    queries = write_jsonl(
+        tmp_path / "cases.jsonl",
+        [
+            {"qid": "f", "kind": "follow-up", "question": "When was it completed?", "answers": ["1932"],
+             "answerable": True, "history": [["Who designed the Meridian Bridge?", "Agnes Holloway [1]."]]},
+            {"qid": "l", "kind": "list", "question": "Which Apache Struts vulnerabilities are known to be exploited?",
+             "items": ["CVE-2017-5638", "CVE-2018-11776"], "answerable": True},
+            {"qid": "n", "kind": "not-in-kb", "question": "河北省的省会是哪里？", "answerable": False,
+             "not_in_kb": True},
+        ],
+    )  # fmt: skip
+    out = tmp_path / "report.json"
+    result = cli("eval", "--kb", "conv", "--queries", queries, "--json", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["ingest"] is None and report["retrieval"]["hit@1"] is None
+    assert report["by_kind"]["follow-up"] == {"n": 1, "right": 1, "items_found": None}
+    assert report["by_kind"]["list"] == {"n": 1, "right": 1, "items_found": 1.0}
+    assert report["by_kind"]["not-in-kb"]["right"] == 1
+    assert cli("eval", "--queries", queries).exit_code == 1  # neither a corpus nor a KB

@@ -242,7 +242,7 @@ def rows(chunks: list[Chunk]) -> list[Row]:
 
 
 def results(index: SegmentedBM25, query: str) -> list[tuple[str, float, float]]:
-    return [(index.chunk_ids[p], s, c) for p, s, c in index.search(query.split(), 50)]
+    return [(index.chunk_ids[p], s, c) for p, s, c, _ in index.search(query.split(), 50)]
 
 
 def test_compaction_keeps_results_and_drops_the_dead(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -413,7 +413,7 @@ def test_json_array_of_objects_gives_one_section_per_item(tmp_path: Path) -> Non
     loaded = load(path)
     assert [s.metadata.get("item") for s in loaded.sections] == [1, 2]
     assert loaded.sections[0].text == "q: 年假几天？\na: 15天"
-    assert loaded.sections[1].text == f"Sick leave\n{EN_PARAGRAPH}"
+    assert loaded.sections[1].text == f"Sick leave\n\n{EN_PARAGRAPH}"
     assert loaded.sections[1].metadata["section"] == "Sick leave"
     assert "\n\n" in loaded.text  # items are blank-line separated blocks
 
@@ -432,7 +432,7 @@ def test_jsonl_records(tmp_path: Path) -> None:
     loaded = load(path)
     assert loaded.metadata["format"] == "jsonl"
     assert [s.metadata["line"] for s in loaded.sections] == [1, 2, 4]
-    assert loaded.sections[0].text == "报销\n报销需要发票。"
+    assert loaded.sections[0].text == "报销\n\n报销需要发票。"
     assert loaded.sections[0].metadata["section"] == "报销"
     assert loaded.sections[1].text == "No title here."
     assert loaded.sections[2].text == "id: 3\nmeta.lang: en"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from stores.text_analysis import analyze, identifiers, is_chinese
+from stores.text_analysis import SENTENCE_END, SENTENCE_PUNCTUATION, analyze, identifiers, is_chinese, to_simplified
 
 
 def test_identifiers_stay_whole() -> None:
@@ -70,3 +70,23 @@ def test_specific_and_loose_identifiers() -> None:
         "e.g": False,
         "2.15.0": False,
     }
+
+
+def test_advisory_ids_are_one_grammar_vendor_ids_included() -> None:
+    assert [i.term for i in identifiers("fixed by RHSA-2021:5186 and USN-5000-1")] == ["rhsa-2021:5186", "usn-5000-1"]
+    assert "rhsa-2021:5186" in analyze("RHSA-2021:5186 fixes it") and "rhsa-2021" not in analyze("RHSA-2021:5186")
+
+
+def test_traditional_and_simplified_chinese_give_the_same_terms() -> None:
+    assert to_simplified("吳淞路閘橋") == "吴淞路闸桥"
+    assert analyze("吳淞路閘橋是哪一年拆除的？") == analyze("吴淞路闸桥是哪一年拆除的？")
+    assert to_simplified("CVE-2021-44228 in English") == "CVE-2021-44228 in English"
+
+
+def test_sentence_ends_are_defined_once() -> None:
+    from ingest.splitter import sentence_spans
+
+    text = "第一句。第二句！Third one. Fourth?"
+    pieces = [text[a:b] for a, b in sentence_spans(text)]
+    assert pieces == ["第一句。", "第二句！", "Third one.", "Fourth?"]
+    assert SENTENCE_END.pattern.startswith(f"[{SENTENCE_PUNCTUATION}]")

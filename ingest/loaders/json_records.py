@@ -63,7 +63,8 @@ def record_section(record: Any, metadata: dict[str, Any]) -> Section:
     title = _title_of(record)
     if title is None:
         return Section(body, metadata)
-    return Section(f"{title}\n{body}", {**metadata, "section": title})
+    # A blank line keeps the title a paragraph of its own: never glued to the first sentence when quoted.
+    return Section(f"{title}\n\n{body}", {**metadata, "section": title})
 
 
 def json_lines(value: Any, path: str = "") -> Iterator[str]:

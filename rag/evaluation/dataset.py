@@ -2,7 +2,15 @@
 
 ``corpus.jsonl``: ``{"pid", "title", "text", "lang"}``. ``queries.jsonl``: ``{"qid", "question",
 "answers": [...], "gold_pid", "answerable"}``, optionally ``"not_in_kb": true`` for a question whose
-topic is absent from the corpus. Other keys are ignored.
+topic is absent from the corpus, and for conversation and list cases:
+
+- ``"history"``: the earlier turns, oldest first, as ``[{"role": "user" | "assistant", "content"}, ...]``
+  or ChatGLM's ``[[question, answer], ...]``; the question is a follow-up to them;
+- ``"items"``: for a list question, every item the answer should name (each a string to find in it);
+- ``"kind"``: a label the report groups by (``numeric``, ``follow-up``, ``list``, ``near-miss``, ...).
+
+``gold_pid`` may be left out when the questions are asked of a KB filled by ``rag ingest`` (no corpus):
+the retrieval ranks are then not scored. Other keys are ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ class Query:
     gold_pid: str | None
     answerable: bool
     not_in_kb: bool = False
+    history: tuple[dict[str, str], ...] = ()
+    items: tuple[str, ...] = ()
+    kind: str = ""
 
 
 def read_corpus(path: Path) -> list[Passage]:
@@ -63,8 +74,13 @@ def read_queries(path: Path) -> list[Query]:
         if not isinstance(answerable, bool):
             raise DatasetError(f"{path}:{line}: 'answerable' must be true or false")
         gold = row.get("gold_pid")
-        if answerable and (not isinstance(gold, str) or not gold or not answers):
-            raise DatasetError(f"{path}:{line}: an answerable question needs a gold_pid and answers")
+        items = row.get("items") or []
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise DatasetError(f"{path}:{line}: 'items' must be a list of non-empty strings")
+        if answerable and not (answers or items):
+            raise DatasetError(f"{path}:{line}: an answerable question needs answers or items")
+        if gold is not None and not isinstance(gold, str):
+            raise DatasetError(f"{path}:{line}: 'gold_pid' must be a string")
         queries.append(
             Query(
                 qid=str(row.get("qid", line)),
@@ -73,11 +89,32 @@ def read_queries(path: Path) -> list[Query]:
                 gold_pid=gold if isinstance(gold, str) and gold else None,
                 answerable=answerable,
                 not_in_kb=bool(row.get("not_in_kb", False)),
+                history=_history(row.get("history"), path, line),
+                items=tuple(items),
+                kind=str(row.get("kind") or ""),
             )
         )
     if not queries:
         raise DatasetError(f"{path}: no questions")
     return queries
+
+
+ROLES = frozenset({"user", "assistant"})
+
+
+def _history(value: Any, path: Path, line: int) -> tuple[dict[str, str], ...]:
+    """Earlier turns as chat messages, from messages or from ChatGLM's [question, answer] pairs."""
+    if value is None:
+        return ()
+    turns: list[dict[str, str]] = []
+    for turn in value if isinstance(value, list) else [None]:
+        if isinstance(turn, dict) and turn.get("role") in ROLES and isinstance(turn.get("content"), str):
+            turns.append({"role": turn["role"], "content": turn["content"]})
+        elif isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) for t in turn):
+            turns += [{"role": "user", "content": turn[0]}, {"role": "assistant", "content": turn[1]}]
+        else:
+            raise DatasetError(f"{path}:{line}: 'history' must be a list of messages or of [question, answer] pairs")
+    return tuple(turns)
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

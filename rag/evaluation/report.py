@@ -26,7 +26,8 @@ from rag.evaluation.runner import QueryResult, passage_source
 def summarize(results: Sequence[QueryResult], label: str, threshold: float, generated: bool) -> dict[str, Any]:
     """The report's keys for the system under test (``baseline`` is added by the caller)."""
     answerable = [r for r in results if r.query.answerable]
-    golds = [passage_source(label, r.query.gold_pid or "") for r in answerable]
+    ranked = [r for r in answerable if r.query.gold_pid]  # no gold passage: a KB filled by `rag ingest`
+    golds = [passage_source(label, r.query.gold_pid or "") for r in ranked]
     flags = ([r.query.answerable for r in results], [r.query.not_in_kb for r in results])
     return {
         "n": {
@@ -35,7 +36,7 @@ def summarize(results: Sequence[QueryResult], label: str, threshold: float, gene
             "unanswerable": len(results) - len(answerable),
             "not_in_kb": sum(r.query.not_in_kb and not r.query.answerable for r in results),
         },
-        "retrieval": retrieval_scores([r.ranking for r in answerable], golds),
+        "retrieval": retrieval_scores([r.ranking for r in ranked], golds),
         "evidence": {"contains_answer": mean([bool(r.evidence) for r in answerable])},
         "refusal": {
             "threshold": threshold,
@@ -46,6 +47,22 @@ def summarize(results: Sequence[QueryResult], label: str, threshold: float, gene
         "citations": _citations(results) if generated else None,
         "answer": _answers(answerable) if generated else None,
         "latency_ms": _latency(results),
+        "by_kind": _by_kind(results),
+    }
+
+
+def _by_kind(results: Sequence[QueryResult]) -> dict[str, dict[str, Any]]:
+    """Per ``kind`` label: questions, how many were right (see :class:`QueryResult`), list items found."""
+    kinds: dict[str, list[QueryResult]] = {}
+    for r in results:
+        kinds.setdefault(r.query.kind or ("answerable" if r.query.answerable else "unanswerable"), []).append(r)
+    return {
+        kind: {
+            "n": len(rs),
+            "right": sum(bool(r.right) for r in rs),
+            "items_found": mean([r.items_found for r in rs if r.items_found is not None]),
+        }
+        for kind, rs in kinds.items()
     }
 
 

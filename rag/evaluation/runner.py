@@ -22,6 +22,7 @@ from rag.evaluation.metrics import (
 )
 from rag.knowledge_base import IngestReport, KnowledgeBases, ProgressCallback
 from rag.prompts import is_refusal
+from rag.relevance import GATE_DEPTH
 from rag.retrieval import fetch_chunks
 from rag.types import Answer
 from stores.hit import Hit
@@ -71,6 +72,8 @@ class QueryResult:
     f1: float | None = None
     citations: CitationCounts | None = None
     raw_citations: CitationCounts | None = None
+    right: bool | None = None  # answered with a reference answer (or, unanswerable, refused)
+    items_found: float | None = None  # list questions: share of the items the answer names
 
 
 class Evaluator:
@@ -142,27 +145,46 @@ class Evaluator:
 
     def ask(self, kb: str, label: str, query: Query, generate: bool) -> QueryResult:
         started = time.perf_counter()
-        retrieval = self.answerer.retriever.run(kb, query.question, self.depth)
+        question = self.answerer.resolver.resolve(query.question, query.history)  # a follow-up made standalone
+        retrieval = self.answerer.retriever.run(kb, question, self.depth)
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         hits = retrieval.hits
         top = hits[: self.top_k]  # what the answerer retrieves for itself: the same ranking, cut shorter
+        gated = hits[: max(self.top_k, GATE_DEPTH)]  # what its relevance gate reads
         result = QueryResult(
             query=query,
             language=retrieval.language,
             ranking=passage_ranking([_passage_of(h) for h in hits]),
-            relevance=self.answerer.relevance(top) if top else None,
-            refused=self.answerer.refuses(top),
+            relevance=self.answerer.relevance(gated) if gated else None,
+            refused=self.answerer.refuses(gated),
             evidence=contains_answer([h.chunk.text for h in top], query.answers) if query.answerable else None,
             timings={"retrieve": elapsed},
         )
         if generate:
             self._answer(kb, query, hits, result)
+        self._score(result)
         return result
+
+    @staticmethod
+    def _score(result: QueryResult) -> None:
+        query = result.query
+        if not query.answerable:
+            result.right = result.refused
+            return
+        if result.answer is None:  # the gate alone: answered, with the answer among the passages it rests on
+            result.right = not result.refused and bool(result.evidence)
+            return
+        text = without_markers(result.answer)
+        if query.items:
+            result.items_found = sum(contains_answer([text], [item]) for item in query.items) / len(query.items)
+            result.right = not result.refused and result.items_found >= 0.5
+        else:
+            result.right = not result.refused and contains_answer([text], query.answers)
 
     def _answer(self, kb: str, query: Query, hits: list[Hit], result: QueryResult) -> None:
         streamed: list[str] = []
         answer: Answer | None = None
-        for event in self.answerer.stream(kb, query.question, top_k=self.top_k):
+        for event in self.answerer.stream(kb, query.question, query.history, top_k=self.top_k):
             if isinstance(event, Answer):
                 answer = event
             else:

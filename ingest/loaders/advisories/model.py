@@ -22,6 +22,7 @@ from ingest.loaders.advisories.cvss import (
     normalize_severity,
     severity_of_score,
 )
+from stores.text_analysis import ADVISORY_PREFIXES
 
 # The metadata every advisory chunk may carry (all scalars; lists joined with "; ").
 ADVISORY_FIELDS = {
@@ -55,7 +56,7 @@ ADVISORY_FIELDS = {
     "lang": "language of a write-up (en, zh)",
 }
 
-_ID_PREFIXES = re.compile(r"^(?:CVE|CAN|GHSA|RUSTSEC|PYSEC|GO|OSV|CNVD|CNNVD|RHSA|RHBA|RHEA|DSA|USN|BSI|CWE)-", re.I)
+_ID_PREFIXES = re.compile(rf"^(?:{'|'.join(ADVISORY_PREFIXES)})-", re.I)
 CVE_ID = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.IGNORECASE)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ingest.document import LIST_SEPARATOR, LoadedDocument
 from ingest.loaders.advisories.model import CVE_ID, normalize_id, unique
+from stores.text_analysis import CJK_CHAR
 
 _TITLE = re.compile(r"^ {0,3}#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 VULNERABILITY_WORDS = re.compile(
@@ -21,7 +22,7 @@ VULNERABILITY_WORDS = re.compile(
     r"提权|溢出|拒绝服务",
     re.IGNORECASE,
 )
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+
 # "[中文版本(Chinese version)](README.zh-cn.md)": a link to the other language's copy, noise in every chunk
 _LANGUAGE_LINK = re.compile(r"^[ \t]*\[[^\]\n]*(?:version|版本)[^\]\n]*\]\([^)\s]+\.md\)[ \t]*\n?", re.I | re.M)
 
@@ -56,6 +57,6 @@ def writeup_document(path: Path, markdown: LoadedDocument, text: str, title: str
         # app/vulnerability/README.md: the application is the folder above the write-up's own
         metadata["product"] = path.parent.parent.name.lower()
     lower = path.name.lower()
-    metadata["lang"] = "zh" if ".zh" in lower or _CJK.search(title) else "en"
+    metadata["lang"] = "zh" if ".zh" in lower or CJK_CHAR.search(title) else "en"
     markdown.metadata.update(metadata)
     return markdown
