@@ -84,7 +84,14 @@ class Engine:
     @cached_property
     def embedder(self) -> Embedder:
         s = self.settings
-        return Embedder(s.embedder_model, s.embedder_device, s.embedder_batch_size, s.embedder_languages)
+        return Embedder(
+            s.embedder_model,
+            s.embedder_device,
+            s.embedder_batch_size,
+            s.embedder_languages,
+            runtime=s.embedder_runtime,
+            cache_dir=s.embedder_cache(),
+        )
 
     @cached_property
     def splitter(self) -> ChineseRecursiveSplitter:

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     embedder_languages: list[Literal["en", "zh"]] | None = Field(
         None, description="Languages the embedder reads; unset = known for the model, else both."
     )
+    embedder_runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",
+        description="What runs the embedder on the CPU: its ONNX export with int8 weights (checked against fp32),"
+        " fp32 ONNX, or torch (any other embedder_device uses torch).",
+    )
+    embedder_cache_dir: Path | None = Field(
+        None, description="Where the embedder's ONNX export is kept (made once); unset = <data_dir>/embedders."
+    )
 
     share_template_vectors: bool = Field(
         True,
@@ -120,6 +128,10 @@ class Settings(BaseSettings):
         if self.llm_backend == "transformers" and not self.llm_model:
             raise ValueError("llm_backend=transformers needs RAG_LLM_MODEL (a model name or path)")
         return self
+
+    def embedder_cache(self) -> Path:
+        """Where the embedder's ONNX export is kept: ``embedder_cache_dir``, else ``<data_dir>/embedders``."""
+        return self.embedder_cache_dir or self.data_dir / "embedders"
 
     def load_api_keys(self) -> list[ApiKey]:
         """``api_keys`` plus those of ``api_keys_file`` (TOML ``[[keys]]`` tables or a JSON list)."""

@@ -1,8 +1,13 @@
-"""Text to vectors through sentence-transformers, with the bundled MiniLM as the offline default."""
+"""Text to vectors through sentence-transformers, with the bundled MiniLM as the offline default.
+
+The model runs in torch, or exported to ONNX Runtime (``onnx``: fp32; ``onnx-int8``: int8 weights, 2-4x
+faster on a CPU with VNNI), see :mod:`stores.embedder_export`.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +34,8 @@ KNOWN_LANGUAGES: dict[str, frozenset[str]] = {
     "all-MiniLM-L6-v2": frozenset({"en"}),
 }
 ALL_LANGUAGES = frozenset({"en", "zh"})
+# What runs the model: torch (any device), or its ONNX export on the CPU, fp32 or with int8 weights.
+RUNTIMES = ("torch", "onnx", "onnx-int8")
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -63,7 +70,13 @@ class Embedder:
         languages: Sequence[str] | None = None,
         query_prefix: str = "",
         document_prefix: str = "",
+        runtime: str = "torch",
+        cache_dir: Path | None = None,
     ) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown embedder runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+        if runtime != "torch" and cache_dir is None:
+            raise ValueError(f"the {runtime} runtime needs cache_dir, where the exported model is kept")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         unknown = set(languages or ()) - ALL_LANGUAGES
@@ -76,6 +89,9 @@ class Embedder:
         # E5-style models want "query: " / "passage: " prefixes.
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
+        # ONNX Runtime here runs on the CPU only; another device keeps torch
+        self.runtime = runtime if device == "cpu" else "torch"
+        self.cache_dir = cache_dir
         self._model = None
         self._lock = threading.Lock()
 
@@ -84,13 +100,34 @@ class Embedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
 
                     hf_logging.disable_progress_bar()
-
-                    self._model = SentenceTransformer(resolve_model_path(self.model_name), device=self.device)
+                    self._model = self._load()
         return self._model
+
+    def _load(self):
+        if self.runtime == "torch":
+            from sentence_transformers import SentenceTransformer
+
+            return SentenceTransformer(resolve_model_path(self.model_name), device=self.device)
+        from stores.embedder_export import FP32_FILE, INT8_FILE, META_FILE, export_model
+        from stores.embedder_onnx import OnnxSentenceEncoder
+
+        assert self.cache_dir is not None  # checked in __init__
+        folder = export_model(self.model_name, self.cache_dir)
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        int8 = self.runtime == "onnx-int8" and meta["int8"]
+        return OnnxSentenceEncoder(folder, INT8_FILE if int8 else FP32_FILE, meta)
+
+    @property
+    def runtime_in_use(self) -> str:
+        """What computes the vectors: ``torch``, ``onnx`` or ``onnx-int8`` (loads the model).
+
+        ``onnx`` where ``onnx-int8`` was asked for means the int8 export failed the closeness check.
+        """
+        graph = getattr(self.model, "graph", None)
+        return "torch" if graph is None else ("onnx-int8" if "int8" in graph else "onnx")
 
     @property
     def loaded(self) -> bool:
