@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +110,10 @@ def test_a_model_that_is_not_a_pooled_transformer_is_refused(tmp_path: Path, mon
     with pytest.raises(ValueError, match="with the torch runtime"):
         export.export_model("all-MiniLM-L6-v2", tmp_path)
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]  # nothing half-made is left
+
+
+def test_commands_that_need_no_model_do_not_import_a_runtime() -> None:
+    """`rag kb list`, `rag --help` and the like start without torch, transformers, onnxruntime (seconds of imports)."""
+    code = "import sys, rag.cli; print(sorted({'torch', 'transformers', 'onnxruntime'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
