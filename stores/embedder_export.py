@@ -14,7 +14,7 @@ onnxruntime, so an upgrade of any of them exports again instead of running a sta
 
 Usage::
 
-    folder = export_model("sentence-transformers/all-MiniLM-L6-v2", Path("~/.local/share/rag-kb/embedders"))
+    folder = export_model("sentence-transformers/all-MiniLM-L6-v2", Path.home() / ".local/share/rag-kb/embedders")
     meta = json.loads((folder / "meta.json").read_text())  # {"int8": true, "int8_min_cosine": 0.993, ...}
 """
 
