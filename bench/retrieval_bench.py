@@ -19,6 +19,7 @@ Usage::
     python bench/retrieval_bench.py                       # 10k and 100k chunks
     python bench/retrieval_bench.py --quick               # 10k chunks, a minute or two
     python bench/retrieval_bench.py --sizes 10000,100000,1000000 --max-build-minutes 90
+    python bench/retrieval_bench.py --sizes 100000 --runtimes onnx-int8,torch   # query embedding both ways, one KB
 """
 
 from __future__ import annotations
@@ -250,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-build-minutes", type=float, default=60, help="stop growing after this long")
     parser.add_argument("--profile", action="store_true", help="cProfile the questions at the largest size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--runtimes", default=None, help="embedder runtimes questions are timed with, one KB (default: the setting's)"
+    )
     args = parser.parse_args(argv)
     sizes = sorted({int(s) for s in (args.sizes or ("10000" if args.quick else "10000,100000")).split(",")})
     if not sizes or sizes[0] < 100 or sizes[-1] > 5_000_000:
@@ -264,12 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     questions = {"en": rng.sample(english, per_language), "zh": rng.sample(chinese, per_language)}
 
     settings = Settings(data_dir=Path(tempfile.gettempdir()))
-    embedder = Embedder(settings.embedder_model, settings.embedder_device, settings.embedder_batch_size)
+    runtimes = [r.strip() for r in (args.runtimes or settings.embedder_runtime).split(",") if r.strip()]
+    embedders = {
+        runtime: Embedder(
+            settings.embedder_model,
+            settings.embedder_device,
+            settings.embedder_batch_size,
+            runtime=runtime,
+            cache_dir=Settings().embedder_cache(),
+        )
+        for runtime in runtimes
+    }
+    embedder = embedders[runtimes[0]]  # embeds the chunks' sentences; the others only embed questions
+    for each in embedders.values():
+        each.embed(["warm-up"])
     print(f"# Retrieval: sizes {', '.join(f'{s:,}' for s in sizes)}; {per_language} questions per language")
     print(f"machine: {machine()}")
+    print(f"embedder runtimes: {', '.join(e.runtime_in_use for e in embedders.values())}")
     started = time.perf_counter()
     pool = SentencePool(args.data, sentences, args.seed)
-    embedder.embed(["warm-up"])
     print(
         f"model loaded, {len(pool.texts)} sentences of {len(pool.passages)} passages read and analyzed "
         f"in {time.perf_counter() - started:.1f} s; embedded in {pool.embed(embedder):.1f} s\n"
@@ -284,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         catalog.create_kb(KB)
         vectors = ChromaVectorStore(path=root / "chroma")
         keywords = KeywordIndex(root / "keyword.sqlite", analyzer=pool.analyzer)
-        retriever = HybridRetriever(embedder, vectors, keywords, catalog, settings.candidates)
+        retrievers = {
+            runtime: HybridRetriever(each, vectors, keywords, catalog, settings.candidates)
+            for runtime, each in embedders.items()
+        }
+        retriever = retrievers[runtimes[0]]
         deadline = time.monotonic() + args.max_build_minutes * 60
         count = 0
         for size in sizes:
@@ -318,23 +339,25 @@ def main(argv: list[str] | None = None) -> int:
                     f"stopped at {count:,} of {size:,} chunks: {stopped}; at {rate:.0f} chunks/s the rest would "
                     f"take {remaining / 60:.0f} more minutes"
                 )
-            watch = Stopwatch()
-            parts = timed_parts(retriever, watch)
             load = OtherLoad()
             for lang, qs in questions.items():
-                times = measure_queries(parts, qs, watch)
-                p = percentiles(times)
-                rows.append(
-                    [f"{count:,}", lang, f"{p['p50']:.1f}", f"{p['p95']:.1f}", f"{max(times):.1f}",
-                     f"{rss_mb():.0f}", f"{peak_rss_mb():.0f}"]
-                )  # fmt: skip
-                progress(f"{count:,} chunks, {lang}: p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms")
-                per_query = {stage: 1000 * s / len(qs) for stage, s in watch.seconds.items()}
-                stage_rows.append(
-                    [f"{count:,}", lang]
-                    + [f"{per_query.get(s, 0):.1f}" for s in STAGES]
-                    + [f"{sum(times) / len(times) - sum(per_query.values()):.1f}"]
-                )
+                for runtime, each in retrievers.items():
+                    if lang == "zh" and runtime != runtimes[0]:
+                        continue  # Chinese questions skip MiniLM's dense side: no embedding to compare
+                    watch = Stopwatch()
+                    times = measure_queries(timed_parts(each, watch), qs, watch)
+                    p = percentiles(times)
+                    rows.append(
+                        [f"{count:,}", lang, runtime, f"{p['p50']:.1f}", f"{p['p95']:.1f}", f"{max(times):.1f}",
+                         f"{rss_mb():.0f}", f"{peak_rss_mb():.0f}"]
+                    )  # fmt: skip
+                    progress(f"{count:,} chunks, {lang}, {runtime}: p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms")
+                    per_query = {stage: 1000 * s / len(qs) for stage, s in watch.seconds.items()}
+                    stage_rows.append(
+                        [f"{count:,}", lang, runtime]
+                        + [f"{per_query.get(s, 0):.1f}" for s in STAGES]
+                        + [f"{sum(times) / len(times) - sum(per_query.values()):.1f}"]
+                    )
             notes.append(f"{count:,} chunks: questions measured while {load.note()}")
             if args.profile and (size == sizes[-1] or stopped):
                 profile_text = profiled(retriever, questions["en"])
@@ -347,12 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     print("## Latency of HybridRetriever.run (ms) and memory (MiB)")
     print(
         table(
-            ["chunks", "lang", "p50", "p95", "max", "RSS", "peak RSS"],
+            ["chunks", "lang", "embedder", "p50", "p95", "max", "RSS", "peak RSS"],
             rows,
         )
     )
     print("\n## Mean ms per question by part (timed from outside; 'fusion + rest' is the retriever's own work)")
-    print(table(["chunks", "lang", *STAGES, "fusion + rest"], stage_rows))
+    print(table(["chunks", "lang", "embedder", *STAGES, "fusion + rest"], stage_rows))
     print("\n## Building (seconds); the first question after a write rebuilds BM25 from SQLite")
     print(
         table(

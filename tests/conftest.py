@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 for _name in [n for n in os.environ if n.startswith("RAG_") and not n.startswith("RAG_SKIP_")]:
     del os.environ[_name]  # a developer's own configuration must not leak into the tests (RAG_SKIP_* switches may)
+# One ONNX export of the embedder for the whole run and its subprocesses, not one per data directory.
+_EMBEDDER_CACHE = tempfile.mkdtemp(prefix="rag-kb-test-embedders-")
+atexit.register(shutil.rmtree, _EMBEDDER_CACHE, True)
+os.environ["RAG_EMBEDDER_CACHE_DIR"] = _EMBEDDER_CACHE
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
