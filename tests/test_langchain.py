@@ -46,7 +46,7 @@ from rag.langchain import (
 )
 from rag.langchain.chat_model import StopSequences
 from rag.llms.base import LLM, GenerationOptions, Message
-from rag.llms.transformers_chat import EmbeddedLLM
+from rag.llms.embedded import EmbeddedLLM
 from rag.prompts import REFUSAL
 from rag.settings import Settings
 from rag.types import Citation
