@@ -140,12 +140,13 @@ def ask(
             return
         answer: Answer | None = None
         streamed: list[str] = []
-        for event in rag.answerer.stream(kb, question, top_k=top_k, filters=filters):
+        # Verified text only, a sentence at a time as the generator finishes it (a generative backend streams).
+        for event in rag.answerer.stream(kb, question, top_k=top_k, filters=filters, verified=True):
             if isinstance(event, Answer):
                 answer = event
             else:
                 streamed.append(event)
-                console.print(event, end="", markup=False, highlight=False, style="dim")
+                console.print(event, end="", markup=False, highlight=False)
     except (KnowledgeBaseError, ValueError) as error:
         raise fail(str(error)) from error
     assert answer is not None
