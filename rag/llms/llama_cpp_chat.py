@@ -19,30 +19,43 @@ from rag.llms.base import LLM, GenerationOptions, LLMError, Message
 _backends_lock = threading.Lock()
 
 
+def library_folder() -> Path:
+    """Where llama-cpp-python loads its libraries from: ``llama_cpp/lib``, or ``LLAMA_CPP_LIB_PATH`` (its override)."""
+    import llama_cpp
+
+    return Path(os.environ.get("LLAMA_CPP_LIB_PATH") or Path(llama_cpp.__file__).parent / "lib")
+
+
+def variant_libraries() -> list[Path]:
+    """GGML's CPU variant libraries of this build (none when the CPU code is linked in).
+
+    scikit-build-core installs them under the ``bin`` folder of the install prefix, beside ``llama_cpp`` in
+    site-packages; the library folder itself is looked in too.
+    """
+    lib = library_folder()
+    return sorted({*lib.glob("*ggml-cpu-*"), *(lib.parent.parent / "bin").glob("*ggml-cpu-*")})
+
+
 def load_cpu_backends() -> None:
     """Load GGML's best CPU variant when llama-cpp-python was built with ``GGML_BACKEND_DL`` (once a process).
 
     llama-cpp-python does not do it itself (abetlen/llama-cpp-python#2069): without it such a build loads no
-    model ("no backends are loaded"). scikit-build-core installs the variant libraries under the ``bin`` folder
-    of the install prefix, beside ``llama_cpp`` in site-packages; ``llama_cpp/lib`` (or ``LLAMA_CPP_LIB_PATH``,
-    llama-cpp-python's own override) is looked in too.
+    model ("no backends are loaded").
     """
-    import llama_cpp
-    from llama_cpp._ctypes_extensions import load_shared_library
+    import llama_cpp.llama_cpp  # noqa: F401  (loads libllama, and with it the libggml it links)
 
     with _backends_lock:
-        package = Path(llama_cpp.__file__).parent
-        lib = Path(os.environ.get("LLAMA_CPP_LIB_PATH") or package / "lib")  # llama-cpp-python's own override
-        ggml = load_shared_library("ggml", lib)
+        # The libggml libllama loaded, by its soname: the wheel holds libggml.so and libggml.so.0 as two copies,
+        # and backends loaded into the other copy's registry would be invisible to llama.cpp.
+        ggml = ctypes.CDLL("libggml.so.0")
         ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
         if ggml.ggml_backend_dev_count() > 0:
             return  # CPU code linked in, or variants already loaded
         ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
-        for folder in (lib, lib.parent.parent / "bin"):
-            if any(folder.glob("*ggml-cpu*")):
-                ggml.ggml_backend_load_all_from_path(str(folder).encode())
+        for folder in {lib.parent for lib in variant_libraries()}:
+            ggml.ggml_backend_load_all_from_path(str(folder).encode())
         if ggml.ggml_backend_dev_count() == 0:
-            raise LLMError(f"llama-cpp-python at {package} has no CPU backend library for this CPU")
+            raise LLMError(f"llama-cpp-python in {library_folder()} has no CPU backend library for this CPU")
 
 
 def cpu_variant() -> str | None:
