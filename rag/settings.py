@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         False, description="openai: put the system prompt in the first user message (ChatGLM2 on vLLM, chatglm.cpp)."
     )
     llm_device: str = Field(
-        "cpu", description="torch device of an in-process model (transformers, embedded, chatglm-remote-code)."
+        "cpu", description="torch device of an in-process torch model (transformers, chatglm-remote-code)."
     )
     llm_dtype: TorchDtype = Field("auto", description="Weights' dtype of an in-process model; auto = the checkpoint's.")
     llm_context: int = Field(4096, ge=256, description="llama.cpp context window in tokens (embedded, llama-cpp).")
