@@ -172,7 +172,10 @@ def test_the_embedded_model_answers_chinese_with_a_citation(engine: Engine) -> N
         "吴淞路闸桥是上海市虹口区的一座桥梁，跨越虹口港，始建于1929年。2009年，吴淞路闸桥被拆除，"
         "原址新建一座钢结构桥梁。",
     )
-    answerer = Answerer(engine.retriever, LLMGenerator(EmbeddedLLM(), GenerationOptions(max_tokens=80, temperature=0)))
+    generator = LLMGenerator(EmbeddedLLM(), GenerationOptions(max_tokens=80, temperature=0))
+    # No relevance gate: a one-passage KB and the English-only bundled embedder say little about relevance, and
+    # what is tested is the model and the citation check.
+    answerer = Answerer(engine.retriever, generator, min_relevance=0.0)
     answer = answerer.run("cmrc", "吴淞路闸桥是哪一年拆除的？")
     assert answer.answerable, answer
     assert "2009" in answer.answer and "[1]" in answer.answer
