@@ -27,6 +27,7 @@ from api.errors import OPENAI_PREFIX, install_error_handlers
 from api.guards import RequestGuard
 from api.uploads import Stager
 from rag.engine import Engine
+from rag.llms.registry import backend as llm_backend
 from rag.settings import Settings
 
 log = logging.getLogger("rag.api")
@@ -149,20 +150,21 @@ class Health:
 
     def _llm_check(self) -> dict[str, Any]:
         s = self.engine.settings
-        if s.llm_backend == "extractive":
-            return {"ok": True, "backend": "extractive", "detail": "no model needed"}
-        if s.llm_backend not in {"openai", "chatglm-api"}:
-            return {"ok": True, "backend": s.llm_backend, "detail": "in-process; loads on first use"}
+        spec = llm_backend(s.llm_backend)
+        if spec.build is None:
+            return {"ok": True, "backend": spec.name, "detail": "no model needed"}
+        if not spec.remote:
+            return {"ok": True, "backend": spec.name, "detail": "in-process; loads on first use"}
         now = time.monotonic()
         if self._llm is None or now - self._llm[0] > self.LLM_CHECK_SECONDS:
-            self._llm = (now, self._ping(s.llm_url or "", s.llm_backend))
+            self._llm = (now, self._ping(s.llm_url or "", spec.name, spec.health_path))
         return self._llm[1]
 
     @staticmethod
-    def _ping(url: str, backend: str) -> dict[str, Any]:
+    def _ping(url: str, backend: str, path: str = "") -> dict[str, Any]:
         try:
             # Any HTTP answer means the server is up; ChatGLM2's api.py has no GET route and says 405.
-            target = url.rstrip("/") + ("/models" if backend == "openai" else "")
+            target = url.rstrip("/") + path
             httpx.get(target, timeout=2)
         except httpx.HTTPError as error:
             return {"ok": False, "backend": backend, "detail": f"{url} does not answer: {type(error).__name__}"}

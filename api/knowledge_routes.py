@@ -233,14 +233,14 @@ def get_job(kb: str, job_id: str, engine: EngineDep, who: CallerDep) -> IngestJo
 def ask(kb: str, body: AskRequest, engine: EngineDep, who: CallerDep) -> Any:
     """Answer from the knowledge base with cited sources, or refuse.
 
-    With ``stream: true`` the answer comes as server-sent events: ``token`` events (``{"text"}``) as
-    the generator writes, then one ``answer`` event with the verified answer (its text may differ
-    from the tokens: unsupported sentences are removed), or an ``error`` event.
+    With ``stream: true`` the answer comes as server-sent events: ``token`` events (``{"text"}``) with the
+    verified text, a sentence at a time as the generator finishes it (unsupported sentences never shown),
+    then one ``answer`` event with the verified answer, or an ``error`` event.
     """
     readable(engine, who, kb)
     history = [turn.model_dump() for turn in body.history]
     try:
-        events = engine.answerer.stream(kb, body.question, history, body.top_k, body.filters)
+        events = engine.answerer.stream(kb, body.question, history, body.top_k, body.filters, verified=True)
         first = next(events)  # retrieval runs now, so a bad filter is still a 422, not a broken stream
     except ValueError as error:
         raise HTTPException(422, str(error)) from error

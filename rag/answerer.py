@@ -131,10 +131,10 @@ class Answerer:
             if not parts:
                 timings["first_token"] = _ms(started)
             parts.append(token)
-            if not verified:
-                yield token
-            elif piece := sentences.feed(token):
-                yield piece
+            if piece := sentences.feed(token):  # checked in either mode: rag eval reports when it came
+                timings.setdefault("first_verified", _ms(started))
+            if shown := piece if verified else token:
+                yield shown
         timings["generate"] = _ms(generation_started)
         text = "".join(parts)
 
@@ -143,8 +143,10 @@ class Answerer:
         timings["verify"] = _ms(check_started)
         timings["total"] = _ms(started)
         refused = is_refusal(text) or not check.sentences
-        if verified and (piece := REFUSAL[language] if refused else sentences.finish()):
-            yield piece
+        if piece := REFUSAL[language] if refused else sentences.finish():
+            timings.setdefault("first_verified", _ms(started))
+            if verified:
+                yield piece
         if refused:
             yield Answer(
                 answer=REFUSAL[language],

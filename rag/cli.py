@@ -191,7 +191,8 @@ def _ask_and_print(
     """Stream the answer to the console, then the checked answer if it differs, and its sources."""
     answer: Answer | None = None
     streamed: list[str] = []
-    for event in rag.answerer.stream(kb, question, history, top_k=top_k, filters=filters):
+    # Verified text only, a sentence at a time as the generator finishes it (a generative backend streams).
+    for event in rag.answerer.stream(kb, question, history, top_k=top_k, filters=filters, verified=True):
         if isinstance(event, Answer):
             answer = event
         else:

@@ -12,6 +12,7 @@ from rag.generators import ExtractiveGenerator, Generator, LLMGenerator
 from rag.ingest_jobs import IngestJobs
 from rag.knowledge_base import KnowledgeBaseError, KnowledgeBases
 from rag.llms.base import LLM, GenerationOptions
+from rag.llms.registry import backend
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from stores import Catalog, ChromaVectorStore, Embedder, KeywordIndex
@@ -19,40 +20,11 @@ from stores.write_lock import WriteLock
 
 
 def build_llm(settings: Settings) -> LLM:
-    """The LLM backend the settings name (not for ``extractive``, which uses none)."""
-    backend = settings.llm_backend
-    if backend == "embedded":
-        from rag.llms.transformers_chat import EmbeddedLLM
-
-        return EmbeddedLLM(device=settings.llm_device)
-    if backend == "openai":
-        from rag.llms.openai_compatible import OpenAICompatibleLLM
-
-        assert settings.llm_url
-        return OpenAICompatibleLLM(
-            settings.llm_url,
-            settings.llm_model,
-            settings.llm_api_key,
-            settings.llm_timeout,
-            fold_system=settings.llm_fold_system,
-        )
-    if backend == "chatglm-api":
-        from rag.llms.chatglm_api import ChatGLMApiLLM
-
-        assert settings.llm_url
-        return ChatGLMApiLLM(settings.llm_url, settings.llm_timeout)
-    if backend == "transformers":
-        from rag.llms.transformers_chat import TransformersChatLLM
-
-        assert settings.llm_model
-        return TransformersChatLLM(settings.llm_model, device=settings.llm_device, dtype=settings.llm_dtype)
-    if backend == "chatglm-remote-code":
-        from rag.llms.chatglm_stream_chat import DEFAULT_CHATGLM2, ChatGLMStreamChatLLM
-
-        return ChatGLMStreamChatLLM(
-            settings.llm_model or DEFAULT_CHATGLM2, device=settings.llm_device, dtype=settings.llm_dtype
-        )
-    raise ValueError(f"{backend!r} is not an LLM backend")
+    """The LLM backend the settings name, built by its registry entry (not for ``extractive``, which uses none)."""
+    spec = backend(settings.llm_backend)
+    if spec.build is None:
+        raise ValueError(f"{spec.name!r} is not an LLM backend: it uses no model")
+    return spec.build(settings)
 
 
 class Engine:
@@ -132,7 +104,7 @@ class Engine:
 
     @cached_property
     def generator(self) -> Generator:
-        if self.settings.llm_backend == "extractive":
+        if backend(self.settings.llm_backend).build is None:
             return ExtractiveGenerator()
         s = self.settings
         return LLMGenerator(build_llm(s), GenerationOptions(s.llm_max_tokens, s.llm_temperature, s.llm_top_p))

@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from ingest.budget import ParseBudget
+from rag.llms.bundled_models import default_cache_dir
+from rag.llms.registry import backend, backends
 from rag.llms.transformers_chat import TorchDtype
 from stores.embedder import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER
-
-LLMBackendName = Literal["extractive", "embedded", "openai", "chatglm-api", "transformers", "chatglm-remote-code"]
 
 
 class ApiKey(BaseModel):
@@ -95,9 +95,13 @@ class Settings(BaseSettings):
     support_threshold: float = Field(0.5, ge=0, le=1, description="Share of a sentence's terms its source must hold.")
     max_file_mb: float = Field(200, gt=0, description="Larger files are refused without being read.")
 
-    llm_backend: LLMBackendName = Field("extractive", description="What writes the answer.")
+    llm_backend: str = Field(
+        "extractive", description="What writes the answer: " + ", ".join(b.name for b in backends()) + "."
+    )
     llm_model: str | None = Field(
-        None, description="Model name (openai) or name/path (transformers, chatglm-remote-code: THUDM/chatglm2-6b)."
+        None,
+        description="Model name (openai), GGUF path (llama-cpp), bundled model (embedded) or name/path "
+        "(transformers, chatglm-remote-code: THUDM/chatglm2-6b).",
     )
     llm_url: str | None = Field(None, description="Base URL of an OpenAI-compatible or ChatGLM2 api.py server.")
     llm_api_key: str | None = None
@@ -109,9 +113,14 @@ class Settings(BaseSettings):
         False, description="openai: put the system prompt in the first user message (ChatGLM2 on vLLM, chatglm.cpp)."
     )
     llm_device: str = Field(
-        "cpu", description="torch device of an in-process model (transformers, embedded, chatglm-remote-code)."
+        "cpu", description="torch device of an in-process torch model (transformers, chatglm-remote-code)."
     )
     llm_dtype: TorchDtype = Field("auto", description="Weights' dtype of an in-process model; auto = the checkpoint's.")
+    llm_context: int = Field(4096, ge=256, description="llama.cpp context window in tokens (embedded, llama-cpp).")
+    llm_threads: int | None = Field(None, ge=1, description="llama.cpp threads; unset = the CPUs this process may use.")
+    llm_cache_dir: Path = Field(
+        default_factory=default_cache_dir, description="Where bundled GGUF models are assembled (embedded)."
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -153,12 +162,9 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_size ({self.chunk_size})")
-        if self.llm_backend in {"openai", "chatglm-api"} and not self.llm_url:
-            raise ValueError(f"llm_backend={self.llm_backend} needs RAG_LLM_URL (the server's base URL)")
+        backend(self.llm_backend).validate(self)  # the registry says what each backend needs
         if self.embedder_runtime == "openai" and not self.embedder_url:
             raise ValueError("embedder_runtime=openai needs RAG_EMBEDDER_URL (the server's base URL)")
-        if self.llm_backend == "transformers" and not self.llm_model:
-            raise ValueError("llm_backend=transformers needs RAG_LLM_MODEL (a model name or path)")
         return self
 
     def parse_budget(self) -> ParseBudget:

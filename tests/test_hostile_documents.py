@@ -264,7 +264,7 @@ def test_a_document_in_kb_a_cannot_make_an_answer_cite_kb_b(service: TestClient)
 
 @pytest.fixture(scope="module")
 def smollm2() -> LLM:
-    from rag.llms.transformers_chat import EmbeddedLLM
+    from rag.llms.embedded import EmbeddedLLM
 
     llm = EmbeddedLLM()
     llm._load()

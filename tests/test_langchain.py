@@ -45,7 +45,7 @@ from rag.langchain import (
     to_messages,
 )
 from rag.llms.base import LLM, GenerationOptions, Message
-from rag.llms.transformers_chat import EmbeddedLLM
+from rag.llms.embedded import EmbeddedLLM
 from rag.prompts import REFUSAL
 from rag.settings import Settings
 from rag.text_limits import StopSequences

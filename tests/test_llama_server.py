@@ -1,9 +1,9 @@
 """``OpenAICompatibleLLM`` against a real OpenAI-compatible server: llama-cpp-python's, serving the bundled SmolLM2.
 
-The server is a subprocess (``python -m llama_cpp.server``), code this project did not write, in the same
-role as vLLM, FastChat or chatglm.cpp serving ChatGLM2-6B in production. llama-cpp-python is a dev dependency
-that ``make dev`` builds from source with portable CPU flags. Without it these tests fail (they do not skip),
-unless ``RAG_SKIP_LLAMA_SERVER_TESTS=1``. SmolLM2-135M is weak, so answers are checked for their contract
+The server is a subprocess (``llama_cpp.server``, started by ``rag.llms.llama_server``), code this project did
+not write, in the same role as vLLM, FastChat or chatglm.cpp serving ChatGLM2-6B in production. llama-cpp-python
+is built from source by ``make install`` (its server extras by ``make dev``). Without it these tests fail (they
+do not skip), unless ``RAG_SKIP_LLAMA_SERVER_TESTS=1``. SmolLM2-135M is weak, so answers are checked for their contract
 (streamed pieces, lengths, determinism, errors), not their wording.
 """
 
@@ -71,13 +71,14 @@ def refuses_connections(port: int) -> bool:
 
 
 class LlamaServer:
-    """``python -m llama_cpp.server`` with the SmolLM2 GGUF on a free port of 127.0.0.1; its output goes to ``log``."""
+    """llama-cpp-python's server (``python -m rag.llms.llama_server``: ``llama_cpp.server`` with the CPU variant
+    loaded) with the SmolLM2 GGUF on a free port of 127.0.0.1; its output goes to ``log``."""
 
     def __init__(self, log: Path, n_ctx: int = 2048) -> None:
         self.port = free_port()
         self.log = log
         self.command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "rag.llms.llama_server",
             "--model", str(smollm2_path()), "--model_alias", ALIAS, "--n_ctx", str(n_ctx),
             "--host", "127.0.0.1", "--port", str(self.port), "--api_key", API_KEY,
         ]  # fmt: skip

