@@ -14,7 +14,7 @@ from rich.table import Column, Table
 
 from rag.engine import Engine
 from rag.filters import SearchFilters
-from rag.knowledge_base import KnowledgeBaseError
+from rag.knowledge_base import KnowledgeBaseError, document_id
 from rag.settings import Settings
 from rag.types import Answer, Citation
 from stores.metadata_filter import MetadataFilter
@@ -321,12 +321,19 @@ def docs_list(kb: KbOption = None) -> None:
 
 
 @docs_app.command("delete")
-def docs_delete(doc_id: Annotated[str, typer.Argument()], kb: KbOption = None) -> None:
+def docs_delete(
+    doc_id: Annotated[str, typer.Argument(help="An id `rag docs list` prints, or the path ingested.")],
+    kb: KbOption = None,
+) -> None:
     """Delete one document (its chunks leave Chroma, the keyword index and the catalog)."""
     try:
         rag = engine()
         kb = rag.knowledge_base_for(kb)
         deleted = rag.knowledge_bases.delete_document(kb, doc_id)
+        if not deleted:  # a path names its document too: the id is made from the KB and the resolved path
+            by_path = document_id(kb, str(Path(doc_id).expanduser().resolve()))
+            if rag.knowledge_bases.delete_document(kb, by_path):
+                deleted, doc_id = True, by_path
     except KnowledgeBaseError as error:
         raise fail(str(error)) from error
     if not deleted:

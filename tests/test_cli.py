@@ -200,6 +200,10 @@ def test_docs_delete_removes_the_document(cli: Invoke, ingested: Path) -> None:
     assert again.exit_code != 0
     assert f"no document '{doc_id}' in 't'" in flat(again.stderr)
 
+    by_path = cli("docs", "delete", str(ingested / "bridge.txt"), "--kb", "t")  # the path it was ingested from
+    assert by_path.exit_code == 0, by_path.output
+    assert f"deleted {document_id('t', str((ingested / 'bridge.txt').resolve()))}" in by_path.stdout
+
 
 def test_kb_delete_then_ask_is_an_unknown_kb(cli: Invoke, ingested: Path) -> None:
     deleted = cli("kb", "delete", "t", "--yes")

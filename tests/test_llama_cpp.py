@@ -180,3 +180,10 @@ def test_the_embedded_model_answers_chinese_with_a_citation(engine: Engine) -> N
     assert answer.answerable, answer
     assert "2009" in answer.answer and "[1]" in answer.answer
     assert [c.n for c in answer.citations] == [1]
+
+
+@pytest.mark.slow
+def test_tokens_are_counted_with_the_models_tokenizer(small: LlamaCppLLM) -> None:
+    text = "Employees may work remotely up to two days a week. 员工每年有十五天带薪年假。"
+    assert small.count_tokens(text) == len(small._llama.tokenize(text.encode(), add_bos=False)) > 10
+    assert small.count_tokens("") == 0

@@ -126,3 +126,21 @@ def test_streaming_honours_the_limits_and_reports_usage_last(client: openai.Open
     without = list(complete(client, stream=True, stop=" is"))
     assert all(c.usage is None for c in without)
     assert "".join(c.choices[0].delta.content or "" for c in without) == "Economy class"
+
+
+class ScriptedLLMWithTokenizer(ScriptedLLM):
+    """A scripted LLM whose "tokenizer" counts characters: usage must come from it, not the approximation."""
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+
+def test_usage_is_counted_with_the_backends_own_tokenizer(tmp_path: Path, embedder: Embedder, monkeypatch) -> None:
+    engine = make_engine(tmp_path, embedder, monkeypatch)
+    engine.generator = LLMGenerator(ScriptedLLMWithTokenizer(SUPPORTED))
+    with serving(create_app(engine=engine)) as base_url:
+        client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        completion = complete(client)
+    usage = completion.usage
+    assert usage is not None and usage.prompt_tokens == len(FLIGHTS) != count_tokens(FLIGHTS)
+    assert usage.completion_tokens == len(completion.choices[0].message.content)

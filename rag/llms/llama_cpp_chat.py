@@ -127,6 +127,10 @@ class LlamaCppLLM(LLM):
     def loaded(self) -> bool:
         return self._llama is not None
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` by the model's own tokenizer (what ``usage`` reports for this backend)."""
+        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
         options = options or GenerationOptions()
         llama = self._load()

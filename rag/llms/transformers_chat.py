@@ -74,6 +74,11 @@ class TransformersChatLLM(LLM):
                 self._loaded = (tokenizer, model.to(self.device).eval())
             return self._loaded
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` by the model's own tokenizer (what ``usage`` reports for this backend)."""
+        tokenizer, _ = self._load()
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def stream(self, messages: Sequence[Message], options: GenerationOptions | None = None) -> Iterator[str]:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
