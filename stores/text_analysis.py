@@ -67,7 +67,7 @@ IDENTIFIER_PATTERN = re.compile(
   | (?P<ipv6>(?<![\w:.])(?=[0-9a-f:]*:[0-9a-f:]*:)[0-9a-f:]{{2,45}}(?:(?<=:)(?:\d{{1,3}}\.){{3}}\d{{1,3}})?(?![\w:.]))
                                                   # IPv6, full or compressed ("::1"); checked in code
   | (?P<ip>\b(?:\d{{1,3}}\.){{3}}\d{{1,3}})(?::\d+)?\b    # IPv4, optional port
-  | (?P<path>(?:[A-Za-z]:\\|~?/)[\w.\-/\\]*[A-Za-z][\w.\-/\\]*)  # file paths (with a letter: not "/0")
+  | (?P<path>(?<!<)(?:[A-Za-z]:\\|~?/)[\w.\-/\\]*[A-Za-z][\w.\-/\\]*)  # file paths (with a letter: not "/0"; not </a>)
   | (?P<host>\b[\w-]+(?:\.[\w-]+)+@?[\w.-]*\b)     # host names, dotted names, versions, e-mails
   | (?P<name>\b[A-Za-z][\w]*(?:[-_][\w]+)+\b)      # package and identifier names: log4j-core, blk_123
     """,

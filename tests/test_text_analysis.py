@@ -90,3 +90,8 @@ def test_sentence_ends_are_defined_once() -> None:
     pieces = [text[a:b] for a, b in sentence_spans(text)]
     assert pieces == ["第一句。", "第二句！", "Third one.", "Fourth?"]
     assert SENTENCE_END.pattern.startswith(f"[{SENTENCE_PUNCTUATION}]")
+
+
+def test_html_tags_pasted_in_a_question_are_not_paths() -> None:
+    assert [i.term for i in identifiers("Why does </a> close the <h2>title</h2> link?")] == []
+    assert [(i.term, i.kind) for i in identifiers("cat /etc/passwd")] == [("/etc/passwd", "path")]
