@@ -22,14 +22,15 @@ from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from rag.engine import Engine
 from rag.langchain import KnowledgeBaseRetriever, RagEmbeddings, RagLLM
-from rag.llms.transformers_chat import EmbeddedLLM
+from rag.llms.llama_cpp_chat import LlamaCppLLM
+from rag.llms.transformers_chat import smollm2_path
 from stores import Embedder
 
 
 @cache
-def smollm2() -> EmbeddedLLM:
-    """One SmolLM2 for every test of the run (it loads on first use, not here)."""
-    return EmbeddedLLM()
+def smollm2() -> LlamaCppLLM:
+    """One SmolLM2-135M GGUF through llama.cpp for every test of the run (it loads on first use, not here)."""
+    return LlamaCppLLM(smollm2_path(), n_ctx=2048)
 
 
 class RagLLMParams:
