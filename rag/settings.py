@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         description="Host headers accepted besides localhost/127.0.0.1/[::1] and `host`; '*' = any.",
     )
 
+    @field_validator("llm_backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        backend(value)  # the registry's error lists the backends; pydantic names the field
+        return value
+
     @field_validator("chroma_url", "llm_url", "llm_model", "llm_api_key", "default_kb", "api_keys_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
