@@ -17,8 +17,8 @@ $(BIN)/python:
 # torch first, pinned: its CPU wheel is on disk, and any unpinned torch would pull CUDA.
 # llama-cpp-python (the embedded and llama-cpp backends) is built from source with GGML's CPU variants as
 # loadable libraries, the best one for the CPU it runs on picked at run time (never -march=native, which crashes
-# on other CPUs; never AVX-only, which leaves AVX2/AVX-512 unused): 14 variants, 387 compile steps (70 minutes on 2
-# heavily shared cores; less on a quiet machine). The wheel is kept in a cache keyed by the version and these flags,
+# on other CPUs; never AVX-only, which leaves AVX2/AVX-512 unused): 14 variants, 387 compile steps, 6 minutes on 2
+# quiet cores (70 with five other jobs on them). The wheel is kept in a cache keyed by the version and these flags,
 # so it is built once per machine, never taken from pip's cache (a wheel built elsewhere, with other flags).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DLLAVA_BUILD=OFF
 LLAMA_VERSION := 0.3.36
