@@ -8,6 +8,8 @@ path works), and the embedded Qwen2.5-Coder for Chinese answers.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,11 @@ def test_tokens_are_counted_with_the_models_tokenizer(small: LlamaCppLLM) -> Non
     text = "Employees may work remotely up to two days a week. 员工每年有十五天带薪年假。"
     assert small.count_tokens(text) == len(small._llama.tokenize(text.encode(), add_bos=False)) > 10
     assert small.count_tokens("") == 0
+
+
+@pytest.mark.slow
+def test_loading_the_cpu_variant_prints_nothing() -> None:
+    """GGML's "load_backend: loaded CPU backend from …" must not reach a user's terminal (rag ask's output)."""
+    code = "from rag.llms.llama_cpp_chat import *; load_cpu_backends(); print(cpu_variant())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() not in {"", "None"} and done.stderr == ""

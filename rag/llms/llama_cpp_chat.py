@@ -8,6 +8,7 @@ model loads. A build with the CPU code linked in (no variants) works too.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import re
 import threading
@@ -44,6 +45,11 @@ def load_cpu_backends() -> None:
     """
     import llama_cpp.llama_cpp  # noqa: F401  (loads libllama, and with it the libggml it links)
 
+    # llama-cpp-python's log callback prints GGML's INFO lines ("load_backend: loaded CPU backend from …") until a
+    # Llama(verbose=False) sets its logger's level, and the backends load before that: quiet unless asked for.
+    llama_log = logging.getLogger("llama-cpp-python")
+    if llama_log.level == logging.NOTSET:
+        llama_log.setLevel(logging.ERROR)
     with _backends_lock:
         # The libggml libllama loaded, by its soname: the wheel holds libggml.so and libggml.so.0 as two copies,
         # and backends loaded into the other copy's registry would be invisible to llama.cpp.
