@@ -6,7 +6,6 @@ Read-only routes: nothing here changes a knowledge base.
 
 from __future__ import annotations
 
-from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -14,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CallerDep, EngineDep, readable
 from api.errors import documented
-from api.schemas import DocumentInfo
+from api.schemas import DocumentInfo, file_name
 from ingest.chunk import Chunk
 from ingest.splitter import sentence_spans
 from rag.citations import support_terms
@@ -74,7 +73,7 @@ class ChunkView(BaseModel):
             start=chunk.start,
             end=chunk.end,
             source=source,
-            name=PurePath(source).name or source,
+            name=file_name(source),
             page=meta.get("page") if isinstance(meta.get("page"), int) else None,
             section=str(section) if section else None,
             line_start=meta.get("line_start") if isinstance(meta.get("line_start"), int) else None,

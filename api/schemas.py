@@ -36,6 +36,11 @@ class KnowledgeBaseInfo(BaseModel):
     created_at: float
 
 
+def file_name(source: str) -> str:
+    """The name a person knows a document by: the last part of its path (the whole source when it has none)."""
+    return PurePath(source).name or source
+
+
 class DocumentInfo(BaseModel):
     doc_id: str
     name: str = Field(description="The file name (or the name given to a text).")
@@ -50,7 +55,7 @@ class DocumentInfo(BaseModel):
     def of(cls, record: DocumentRecord) -> DocumentInfo:
         return cls(
             doc_id=record.doc_id,
-            name=PurePath(record.source).name or record.source,
+            name=file_name(record.source),
             source=record.source,
             title=record.title,
             chunks=record.chunk_count,
